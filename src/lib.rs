@@ -1,0 +1,12 @@
+//! `ablate`: reproducible ablation studies of CNN training strategies on candle.
+//!
+//! The reference study is hard negative mining for lymphatic-invasion
+//! classification in histopathology: weak model, false-positive query, hard
+//! negative mining in a weakly labeled pool, strong model.
+
+pub mod data;
+pub mod io;
+pub mod metrics;
+pub mod model;
+pub mod seed;
+pub mod train;

@@ -1,0 +1,6 @@
+//! CNN models: a trainable ResNet family with torchvision parameter names.
+
+pub mod init;
+pub mod pool;
+pub mod pretrained;
+pub mod resnet;

@@ -1,0 +1,1 @@
+//! Seeded training of classifiers.
