@@ -4,9 +4,13 @@
 //! classification in histopathology: weak model, false-positive query, hard
 //! negative mining in a weakly labeled pool, strong model.
 
+pub mod cli;
 pub mod data;
 pub mod io;
 pub mod metrics;
+pub mod mining;
 pub mod model;
+pub mod outputs;
+pub mod pipeline;
 pub mod seed;
 pub mod train;

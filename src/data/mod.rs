@@ -9,6 +9,8 @@ pub mod augment;
 pub mod batch;
 pub mod images;
 pub mod layout;
+pub mod prepare;
+pub mod source;
 pub mod split;
 pub mod subsample;
 pub mod synth;

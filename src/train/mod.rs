@@ -1,1 +1,11 @@
 //! Seeded training of classifiers.
+
+pub mod checkpoint;
+pub mod config;
+pub mod evaluate;
+pub mod sampler;
+pub mod schedule;
+pub mod trainer;
+
+pub use config::TrainConfig;
+pub use trainer::{train_model, EpochRecord, TrainData, TrainError, TrainEvent, TrainedModel};

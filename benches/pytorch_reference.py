@@ -1,0 +1,91 @@
+#!/usr/bin/env python3
+"""PyTorch reference for ablate's training-throughput benchmark.
+
+Trains torchvision ResNets with the same settings as `cargo bench --bench
+train_throughput` (Adam, cross-entropy, batch 32, random inputs, train-mode
+batch norm) and prints one JSON line per model with images per second, so
+the two can be compared on the same machine in the same run.
+
+Usage: python3 benches/pytorch_reference.py [--threads N] [--steps N] [--models resnet18@224,resnet10-w16@64]
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+from torchvision.models.resnet import BasicBlock, ResNet
+
+
+def build(name: str) -> nn.Module:
+    """torchvision ResNet for ablate's model names (resnet18, resnet10-w16, ...)."""
+    depth_part, _, width_part = name.partition("-w")
+    depth = int(depth_part.removeprefix("resnet"))
+    layers = {10: [1, 1, 1, 1], 18: [2, 2, 2, 2], 34: [3, 4, 6, 3]}[depth]
+    width = int(width_part) if width_part else 64
+    if width == 64:
+        return ResNet(BasicBlock, layers, num_classes=2)
+    # Narrow variant: torchvision's structure and names with every width scaled.
+    model = ResNet(BasicBlock, layers, num_classes=2)
+    scale = width / 64
+
+    def rebuild(module: nn.Module) -> None:
+        for child_name, child in module.named_children():
+            if isinstance(child, nn.Conv2d):
+                in_ch = 3 if child.in_channels == 3 else int(child.in_channels * scale)
+                setattr(module, child_name, nn.Conv2d(in_ch, int(child.out_channels * scale), child.kernel_size,
+                                                      child.stride, child.padding, bias=False))
+            elif isinstance(child, nn.BatchNorm2d):
+                setattr(module, child_name, nn.BatchNorm2d(int(child.num_features * scale)))
+            elif isinstance(child, nn.Linear):
+                setattr(module, child_name, nn.Linear(int(child.in_features * scale), child.out_features))
+            else:
+                rebuild(child)
+
+    rebuild(model)
+    return model
+
+
+def measure(name: str, size: int, batch: int, steps: int, warmup: int) -> dict:
+    torch.manual_seed(0)
+    model = build(name)
+    model.train()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.0)
+    loss_fn = nn.CrossEntropyLoss()
+    images = torch.randn(batch, 3, size, size)
+    labels = torch.randint(0, 2, (batch,))
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn(model(images), labels)
+        loss.backward()
+        optimizer.step()
+
+    for _ in range(warmup):
+        step()
+    started = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - started
+    return {"framework": "pytorch", "model": name, "image_size": size, "batch": batch, "steps": steps,
+            "threads": torch.get_num_threads(), "images_per_s": batch * steps / seconds,
+            "torch": torch.__version__}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--models", default="resnet18@224,resnet10-w16@64")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    for spec in args.models.split(","):
+        name, _, size = spec.partition("@")
+        print(json.dumps(measure(name, int(size), args.batch, args.steps, args.warmup)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,83 @@
+//! Command-line interface: argument definitions and one module per command.
+//!
+//! Library code returns typed errors; this edge turns them into `anyhow`
+//! errors with context, prints them, and picks the exit code (0 success,
+//! 1 a run finished with failures, 2 an error).
+
+mod common;
+mod pipeline;
+mod progress;
+mod synth;
+mod train;
+
+use clap::{Parser, Subcommand};
+
+/// Reproducible ablation studies of CNN training strategies (hard negative
+/// mining for lymphatic-invasion classification) on candle.
+#[derive(Debug, Parser)]
+#[command(name = "ablate", version, about, long_about = None)]
+pub struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Flags accepted by every command.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlobalArgs {
+    /// Worker threads for tensor maths and image decoding (default: all cores).
+    #[arg(long, global = true, env = "ABLATE_THREADS")]
+    pub threads: Option<usize>,
+    /// Print only errors and final summaries: no progress bars.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Generate the seeded synthetic LI-like dataset in the public layout.
+    Synth(synth::SynthArgs),
+    /// Train one model and evaluate it on the test split.
+    Train(train::TrainArgs),
+    /// Run the four-step method (weak model, false-positive query, mining, strong model).
+    Pipeline(pipeline::PipelineArgs),
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    if let Err(error) = configure_threads(cli.global.threads) {
+        eprintln!("error: {error:#}");
+        return 2;
+    }
+    let result = match &cli.command {
+        Command::Synth(args) => synth::run(args, &cli.global),
+        Command::Train(args) => train::run(args, &cli.global),
+        Command::Pipeline(args) => pipeline::run(args, &cli.global),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
+}
+
+/// Sets the thread count for candle (which reads `RAYON_NUM_THREADS`) and
+/// for rayon's global pool, before either starts.
+fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    let threads = match threads {
+        Some(0) => anyhow::bail!("--threads must be at least 1"),
+        Some(n) => n,
+        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+    };
+    // candle sizes its own thread use from this variable; it is set here,
+    // before this process starts any other thread.
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build_global()
+        .map_err(|e| anyhow::anyhow!("could not start {threads} worker threads: {e}"))
+}

@@ -1,0 +1,105 @@
+//! From a dataset folder to decoded, split training data.
+
+use super::images::ImageStore;
+use super::layout::load_dataset;
+use super::split::{holdout, kfold, Split, SplitKind};
+use super::subsample::Subsample;
+use super::Dataset;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// How the hard-labeled set is split into train, validation and test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SplitSpec {
+    /// `slide` (grouped, the default) or `patch` (the reference's leaky split, for comparison only).
+    pub kind: SplitKind,
+    /// Share of patches held out for test (ignored with folds).
+    pub test_fraction: f64,
+    /// Share of the remaining patches used for validation.
+    pub valid_fraction: f64,
+    /// Number of grouped folds; `None` for a single hold-out split.
+    pub folds: Option<usize>,
+    /// Which fold is the test part (0-based; with `folds`).
+    pub fold: usize,
+    /// Seed of the split (independent of the training seed).
+    pub seed: u64,
+}
+
+impl Default for SplitSpec {
+    fn default() -> Self {
+        Self { kind: SplitKind::Slide, test_fraction: 0.2, valid_fraction: 0.2, folds: None, fold: 0, seed: 0 }
+    }
+}
+
+/// Errors while preparing data, each naming what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    /// The folder layout is wrong.
+    #[error(transparent)]
+    Layout(#[from] super::layout::LayoutError),
+    /// Images could not be decoded.
+    #[error(transparent)]
+    Images(#[from] super::images::ImageError),
+    /// The split is impossible.
+    #[error(transparent)]
+    Split(#[from] super::split::SplitError),
+    /// Subsampling is impossible.
+    #[error(transparent)]
+    Subsample(#[from] super::subsample::SubsampleError),
+}
+
+/// The decoded dataset with its split.
+///
+/// Hard-labeled patches and pool patches share one image store: store index
+/// `i < pool_offset` is `dataset.hard[i]`, and `pool_offset + j` is
+/// `dataset.pool[j]`, so mined pool patches join training by index.
+pub struct PreparedData {
+    /// Patches and pool as listed on disk.
+    pub dataset: Dataset,
+    /// Decoded patches: the hard-labeled set, then the pool.
+    pub store: ImageStore,
+    /// Label of each store index (true = positive; pool patches are negative).
+    pub positive: Vec<bool>,
+    /// Train/valid/test indices into `dataset.hard` (train after subsampling).
+    pub split: Split,
+    /// Store index of the first pool patch (= number of hard-labeled patches).
+    pub pool_offset: usize,
+}
+
+impl PreparedData {
+    /// Store indices of every pool patch.
+    pub fn pool_indices(&self) -> Vec<usize> {
+        (self.pool_offset..self.pool_offset + self.dataset.pool.len()).collect()
+    }
+
+    /// The patch at a store index.
+    pub fn patch(&self, store_index: usize) -> &super::Patch {
+        match store_index.checked_sub(self.pool_offset) {
+            Some(j) => &self.dataset.pool[j],
+            None => &self.dataset.hard[store_index],
+        }
+    }
+}
+
+/// Lists, decodes and splits the dataset at `root`, then subsamples the training part.
+///
+/// Validation and test are never subsampled.
+pub fn prepare(
+    root: &Path,
+    image_size: u32,
+    split: &SplitSpec,
+    subsample: &Subsample,
+) -> Result<PreparedData, PrepareError> {
+    let dataset = load_dataset(root)?;
+    let all: Vec<super::Patch> = dataset.hard.iter().chain(&dataset.pool).cloned().collect();
+    let store = ImageStore::load(root, &all, image_size)?;
+    let positive = all.iter().map(|p| p.label == super::Label::Positive).collect();
+    let pool_offset = dataset.hard.len();
+    let mut parts = match split.folds {
+        Some(k) => kfold(&dataset.hard, k, split.fold, split.valid_fraction, split.seed, split.kind)?,
+        None => holdout(&dataset.hard, split.test_fraction, split.valid_fraction, split.seed, split.kind)?,
+    };
+    parts.train = subsample.apply(&parts.train, &dataset.hard, split.seed)?;
+    Ok(PreparedData { dataset, store, positive, split: parts, pool_offset })
+}

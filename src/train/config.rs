@@ -1,0 +1,70 @@
+//! Training hyper-parameters.
+
+use super::sampler::Sampling;
+use crate::data::augment::AugmentConfig;
+use serde::{Deserialize, Serialize};
+
+/// Hyper-parameters of one training run. Defaults follow the reference
+/// (Adam, lr 1e-4, no weight decay, cosine annealing, batch 32, eval batch
+/// 256, class-balanced sampling, best-validation-loss checkpoint) except the
+/// number of epochs, which is sized for CPU runs on small patches.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Number of passes over the training set (reference: 30).
+    pub epochs: usize,
+    /// Training batch size (reference: 32).
+    pub batch_size: usize,
+    /// Batch size for validation, test and embedding (reference: 256).
+    pub eval_batch_size: usize,
+    /// Initial Adam learning rate (reference: 1e-4).
+    pub lr: f64,
+    /// Learning rate reached at the last step of cosine annealing.
+    pub min_lr: f64,
+    /// How each epoch's samples are drawn.
+    pub sampling: Sampling,
+    /// Whether training patches are augmented.
+    pub augment: bool,
+    /// Augmentation probabilities and strengths.
+    pub augmentation: AugmentConfig,
+    /// Probability threshold for the threshold metrics.
+    pub threshold: f64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            epochs: 10,
+            batch_size: 32,
+            eval_batch_size: 256,
+            lr: 1e-4,
+            min_lr: 0.0,
+            sampling: Sampling::Balanced,
+            augment: true,
+            augmentation: AugmentConfig::default(),
+            threshold: 0.5,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// Checks values a run cannot start with; the error names the field.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.epochs == 0 {
+            return Err("training.epochs must be at least 1".into());
+        }
+        if self.batch_size == 0 || self.eval_batch_size == 0 {
+            return Err("training.batch_size and training.eval_batch_size must be at least 1".into());
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return Err(format!("training.lr must be a positive number, got {}", self.lr));
+        }
+        if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
+            return Err(format!("training.min_lr must lie in [0, lr], got {}", self.min_lr));
+        }
+        if !(0.0..=1.0).contains(&self.threshold) {
+            return Err(format!("training.threshold must lie in [0, 1], got {}", self.threshold));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,230 @@
+//! The training loop: seeded init, balanced sampling, augmentation, Adam
+//! with cosine annealing, validation every epoch, best-loss checkpoint.
+//!
+//! The loop reports progress through [`TrainEvent`]s and knows nothing about
+//! terminals or files.
+
+use super::config::TrainConfig;
+use super::evaluate::evaluate;
+use super::sampler::epoch_order;
+use super::schedule::CosineSchedule;
+use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
+use crate::data::images::ImageStore;
+use crate::metrics::ranking::roc_auc;
+use crate::model::init::build_seeded;
+use crate::model::resnet::{ResNet, ResNetConfig};
+use crate::seed;
+use candle_core::{Device, Tensor};
+use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// Why a training run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    /// The loss became NaN or infinite.
+    #[error("training loss is {value} at epoch {epoch}, step {step}: lower the learning rate (training.lr) or check the input images")]
+    NonFiniteLoss {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 0-based step within the epoch.
+        step: usize,
+        /// The offending loss.
+        value: f64,
+    },
+    /// A set needed for training is empty.
+    #[error("the {0} set is empty: the split or subsampling left no patches")]
+    EmptySet(&'static str),
+    /// An invalid hyper-parameter.
+    #[error("invalid training configuration: {0}")]
+    Config(String),
+    /// A tensor operation failed.
+    #[error(transparent)]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What happened in one epoch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss over the epoch's batches.
+    pub train_loss: f64,
+    /// Mean validation loss.
+    pub valid_loss: f64,
+    /// Validation AUROC (NaN when the validation set has one class).
+    pub valid_auroc: f64,
+    /// Learning rate at the epoch's last step.
+    pub lr: f64,
+    /// Whether this epoch's weights are the best so far (lowest validation loss).
+    pub best: bool,
+    /// Wall time of the epoch in seconds (kept out of CSVs, which must be
+    /// byte-identical across reruns).
+    #[serde(skip)]
+    pub seconds: f64,
+}
+
+/// Progress notifications from the loop.
+#[derive(Debug, Clone)]
+pub enum TrainEvent {
+    /// An epoch starts with this many optimiser steps.
+    EpochStart {
+        /// 1-based epoch.
+        epoch: usize,
+        /// Total epochs.
+        epochs: usize,
+        /// Steps in this epoch.
+        steps: usize,
+    },
+    /// One optimiser step finished.
+    Step {
+        /// Batch loss.
+        loss: f64,
+    },
+    /// An epoch finished and was validated.
+    EpochEnd(EpochRecord),
+}
+
+/// The patches a run trains and validates on.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainData<'a> {
+    /// Decoded patches.
+    pub store: &'a ImageStore,
+    /// Label of every store index (true = positive).
+    pub positive: &'a [bool],
+    /// Store indices of the training patches.
+    pub train: &'a [usize],
+    /// Store indices of the validation patches.
+    pub valid: &'a [usize],
+}
+
+/// A trained model holding the best-validation-loss weights.
+pub struct TrainedModel {
+    /// The network, with the best epoch's weights loaded.
+    pub model: ResNet,
+    /// Its variables (save with [`super::checkpoint::save_checkpoint`]).
+    pub varmap: VarMap,
+    /// One record per epoch.
+    pub history: Vec<EpochRecord>,
+    /// 1-based epoch whose weights were kept.
+    pub best_epoch: usize,
+}
+
+/// Names of the variables that are statistics, not trainable parameters.
+fn is_buffer(name: &str) -> bool {
+    name.ends_with("running_mean") || name.ends_with("running_var")
+}
+
+/// Trains a freshly initialised model.
+///
+/// All randomness derives from `seed`: the initial weights from
+/// `(seed, "model-init")`, sample order from `(seed, "sampler", epoch)` and
+/// augmentation from `(seed, "augment", epoch, index)`. Two runs with the same
+/// seed start from the same weights, whatever data they train on.
+pub fn train_model(
+    model_config: &ResNetConfig,
+    config: &TrainConfig,
+    data: TrainData<'_>,
+    seed: u64,
+    device: &Device,
+    on_event: &mut dyn FnMut(TrainEvent),
+) -> Result<TrainedModel, TrainError> {
+    config.validate().map_err(TrainError::Config)?;
+    if data.train.is_empty() {
+        return Err(TrainError::EmptySet("training"));
+    }
+    if data.valid.is_empty() {
+        return Err(TrainError::EmptySet("validation"));
+    }
+    let init_seed = seed::derive_u64(seed, "model-init", &[]);
+    let (model, varmap) = build_seeded(model_config, init_seed, device)?;
+    let trainable = trainable_vars(&varmap);
+    let mut optimizer = AdamW::new(
+        trainable,
+        ParamsAdamW { lr: config.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+    )?;
+    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let schedule = CosineSchedule {
+        base_lr: config.lr,
+        min_lr: config.min_lr,
+        total_steps: steps_per_epoch * config.epochs,
+    };
+    let train_positive: Vec<bool> = data.train.iter().map(|&i| data.positive[i]).collect();
+    let valid_labels: Vec<bool> = data.valid.iter().map(|&i| data.positive[i]).collect();
+
+    let mut history = Vec::with_capacity(config.epochs);
+    let mut best: Option<(f64, usize, BTreeMap<String, Tensor>)> = None;
+    let mut global_step = 0;
+    for epoch in 1..=config.epochs {
+        let started = Instant::now();
+        on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, steps: steps_per_epoch });
+        let order = epoch_order(config.sampling, data.train, &train_positive, seed, epoch as u64);
+        let mut loss_sum = 0.0;
+        for (step, batch) in order.chunks(config.batch_size).enumerate() {
+            let lr = schedule.rate(global_step);
+            optimizer.set_learning_rate(lr);
+            let augment = config
+                .augment
+                .then_some((&config.augmentation, AugmentSeed { seed, epoch: epoch as u64 }));
+            let images = make_batch(data.store, batch, augment, device)?;
+            let targets: Vec<usize> = batch.iter().map(|&i| usize::from(data.positive[i])).collect();
+            let targets = labels_tensor(&targets, device)?;
+            let logits = model.forward_t(&images, true)?;
+            let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
+            let value = loss.to_scalar::<f32>()? as f64;
+            if !value.is_finite() {
+                return Err(TrainError::NonFiniteLoss { epoch, step, value });
+            }
+            optimizer.backward_step(&loss)?;
+            loss_sum += value;
+            global_step += 1;
+            on_event(TrainEvent::Step { loss: value });
+        }
+        let valid = evaluate(&model, data.store, data.positive, data.valid, config.eval_batch_size, device)?;
+        let valid_auroc = roc_auc(&valid_labels, &valid.scores).unwrap_or(f64::NAN);
+        let improved = best.as_ref().is_none_or(|(loss, _, _)| valid.loss < *loss);
+        if improved {
+            best = Some((valid.loss, epoch, snapshot(&varmap)?));
+        }
+        let record = EpochRecord {
+            epoch,
+            train_loss: loss_sum / steps_per_epoch as f64,
+            valid_loss: valid.loss,
+            valid_auroc,
+            lr: schedule.rate(global_step.saturating_sub(1)),
+            best: improved,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        on_event(TrainEvent::EpochEnd(record.clone()));
+        history.push(record);
+    }
+    let (_, best_epoch, weights) = best.expect("at least one epoch ran");
+    restore(&varmap, &weights)?;
+    Ok(TrainedModel { model, varmap, history, best_epoch })
+}
+
+/// The trainable variables, in name order (running statistics excluded).
+fn trainable_vars(varmap: &VarMap) -> Vec<candle_core::Var> {
+    let data = varmap.data().lock().expect("varmap lock");
+    let mut named: Vec<_> = data.iter().filter(|(name, _)| !is_buffer(name)).collect();
+    named.sort_by(|a, b| a.0.cmp(b.0));
+    named.into_iter().map(|(_, var)| var.clone()).collect()
+}
+
+/// A copy of every variable's current value.
+fn snapshot(varmap: &VarMap) -> candle_core::Result<BTreeMap<String, Tensor>> {
+    let data = varmap.data().lock().expect("varmap lock");
+    data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+}
+
+/// Puts snapshot values back into the variables.
+fn restore(varmap: &VarMap, weights: &BTreeMap<String, Tensor>) -> candle_core::Result<()> {
+    let data = varmap.data().lock().expect("varmap lock");
+    for (name, value) in weights {
+        if let Some(var) = data.get(name) {
+            var.set(value)?;
+        }
+    }
+    Ok(())
+}
