@@ -56,3 +56,22 @@ mod tests {
         assert_eq!(names.len(), 1, "{names:?}");
     }
 }
+
+/// Serde adapter writing NaN as `null` (JSON has no NaN) and reading `null` back as NaN.
+pub mod nan_as_null {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    /// Writes NaN as a missing value.
+    pub fn serialize<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+        if value.is_nan() {
+            serializer.serialize_none()
+        } else {
+            serializer.serialize_some(value)
+        }
+    }
+
+    /// Reads a missing value as NaN.
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<f64, D::Error> {
+        Ok(Option::<f64>::deserialize(deserializer)?.unwrap_or(f64::NAN))
+    }
+}

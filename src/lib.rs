@@ -6,11 +6,13 @@
 
 pub mod cli;
 pub mod data;
+pub mod experiment;
 pub mod io;
 pub mod metrics;
 pub mod mining;
 pub mod model;
 pub mod outputs;
 pub mod pipeline;
+pub mod runner;
 pub mod seed;
 pub mod train;

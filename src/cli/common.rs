@@ -52,6 +52,9 @@ pub struct TrainingArgs {
     /// Model architecture: resnet18, resnet34, or a CPU variant such as resnet10-w16.
     #[arg(long, default_value = "resnet10-w16")]
     pub model: String,
+    /// Pretrained weights: a safetensors file with torchvision parameter names.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
     /// Side of the square input in pixels.
     #[arg(long, default_value_t = 64)]
     pub image_size: u32,

@@ -8,7 +8,7 @@ use crate::data::prepare::PreparedData;
 use crate::io::write_csv_atomic;
 use crate::mining::{MiningConfig, Strategy};
 use crate::outputs::PredictionRow;
-use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome};
+use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome, TrainSpec};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::Serialize;
@@ -89,13 +89,12 @@ pub fn run(args: &PipelineArgs, global: &GlobalArgs) -> Result<()> {
         })
         .collect();
     let mut bars: Option<(String, EpochBars)> = None;
+    let pretrained = args.training.pretrained.as_deref();
+    let spec = TrainSpec { model: &model_config, pretrained, training: &config, seed: args.training.seed, device: &Device::Cpu };
     let outcome = run_pipeline(
-        &model_config,
-        &config,
+        spec,
         &minings,
         &data,
-        args.training.seed,
-        &Device::Cpu,
         &mut |stage, mining, event| {
             let label = match stage {
                 crate::pipeline::Stage::Weak => "weak".to_string(),

@@ -32,6 +32,7 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
     let mut bars = EpochBars::new("model", global.quiet);
     let trained = train_model(
         &model_config,
+        args.training.pretrained.as_deref(),
         &config,
         TrainData { store: &data.store, positive: &data.positive, train: &data.split.train, valid: &data.split.valid },
         args.training.seed,

@@ -39,6 +39,9 @@ pub struct ExperimentConfig {
     /// Replicate values of the cell (set by `[matrix] seeds/folds`).
     #[serde(default)]
     pub replicate: Replicate,
+    /// The axes of the experiment (see [`super::matrix`]); empty in a cell's settings.
+    #[serde(default, skip_serializing)]
+    pub matrix: Option<toml::Table>,
 }
 
 /// Replicate indices of a cell.
@@ -111,5 +114,12 @@ pub struct ModelConfig {
 impl Default for ModelConfig {
     fn default() -> Self {
         Self { name: "resnet10-w16".into(), pretrained: None }
+    }
+}
+
+impl ExperimentConfig {
+    /// The settings of an experiment file with no keys: every default.
+    pub fn defaults() -> Self {
+        toml::from_str("").expect("an empty experiment is valid")
     }
 }

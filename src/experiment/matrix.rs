@@ -117,9 +117,16 @@ impl Matrix {
 
     /// Expands the matrix into cell assignments: the cross product of all
     /// groups (replicates innermost), minus `exclude` matches, plus `include`
-    /// (each crossed with the replicates), without duplicates.
+    /// (each crossed with the replicates), without duplicates. With no axes
+    /// but `include`, the cells are exactly the included ones.
     pub fn expand(&self) -> Vec<Assignment> {
-        let base = cross(&self.groups, vec![Assignment::new()]);
+        // A matrix of includes only lists its cells; otherwise the base
+        // settings (with no axes) would be a cell too.
+        let base = if self.groups.is_empty() && !self.include.is_empty() {
+            Vec::new()
+        } else {
+            cross(&self.groups, vec![Assignment::new()])
+        };
         let mut cells: Vec<Assignment> = base.into_iter().filter(|cell| !self.excluded(cell)).collect();
         cells.extend(self.include.iter().cloned());
         let cells = cross(&self.replicates, cells);
@@ -267,6 +274,15 @@ mod tests {
         assert_eq!(
             show(&m.expand()),
             vec!["a=1,b=10,c=\"x\"", "a=1,b=10,c=\"y\"", "a=2,b=20,c=\"x\"", "a=3,b=30,c=\"z\""]
+        );
+    }
+
+    #[test]
+    fn include_only_matrix_lists_exactly_its_cells() {
+        let m = matrix("[matrix]\ninclude = [{ a = 1 }, { b = { c = 2 } }]\nfolds = 2\n").unwrap();
+        assert_eq!(
+            show(&m.expand()),
+            vec!["a=1,replicate.fold=0", "a=1,replicate.fold=1", "b.c=2,replicate.fold=0", "b.c=2,replicate.fold=1"]
         );
     }
 

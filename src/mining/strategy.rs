@@ -99,7 +99,7 @@ pub struct MiningInputs<'a> {
 }
 
 /// One mined pool patch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinedPatch {
     /// Index into the pool.
     pub pool_index: usize,

@@ -1,9 +1,9 @@
 //! Step 2 of the method: the weak model's false positives on the validation split.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A validation negative the weak model scored at or above the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FalsePositive {
     /// Index into the hard-labeled set.
     pub hard_index: usize,

@@ -16,6 +16,8 @@ use crate::seed;
 use crate::train::evaluate::{embed, evaluate, Evaluation};
 use crate::train::{train_model, EpochRecord, TrainConfig, TrainData, TrainError, TrainEvent};
 use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
+use std::path::Path;
 use fp_query::{false_positives, FalsePositive};
 
 /// Why a pipeline step failed.
@@ -92,29 +94,43 @@ pub struct Query {
     pub pool_scores: Vec<f64>,
 }
 
+/// What to train: architecture, starting weights, hyper-parameters, seed.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSpec<'a> {
+    /// The architecture.
+    pub model: &'a ResNetConfig,
+    /// Optional pretrained weights (torchvision names).
+    pub pretrained: Option<&'a Path>,
+    /// Hyper-parameters.
+    pub training: &'a TrainConfig,
+    /// Training seed (initial weights, sampling, augmentation).
+    pub seed: u64,
+    /// Where tensors live.
+    pub device: &'a Device,
+}
+
 /// Trains a model on `train` (store indices) and evaluates it on the test split.
 pub fn train_and_test(
     stage: Stage,
-    model_config: &ResNetConfig,
-    config: &TrainConfig,
+    spec: TrainSpec<'_>,
     data: &PreparedData,
     train: &[usize],
-    seed: u64,
-    device: &Device,
     on_event: &mut dyn FnMut(TrainEvent),
-) -> Result<(ResNet, ModelOutcome), PipelineError> {
+) -> Result<(ResNet, VarMap, ModelOutcome), PipelineError> {
     let trained = train_model(
-        model_config,
-        config,
+        spec.model,
+        spec.pretrained,
+        spec.training,
         TrainData { store: &data.store, positive: &data.positive, train, valid: &data.split.valid },
-        seed,
-        device,
+        spec.seed,
+        spec.device,
         on_event,
     )
     .map_err(|source| PipelineError::Train { stage: stage.name(), source })?;
-    let test = evaluate(&trained.model, &data.store, &data.positive, &data.split.test, config.eval_batch_size, device)?;
+    let batch = spec.training.eval_batch_size;
+    let test = evaluate(&trained.model, &data.store, &data.positive, &data.split.test, batch, spec.device)?;
     let labels: Vec<bool> = data.split.test.iter().map(|&i| data.positive[i]).collect();
-    let metrics = BinaryMetrics::compute(&labels, &test.scores, config.threshold)
+    let metrics = BinaryMetrics::compute(&labels, &test.scores, spec.training.threshold)
         .map_err(|e| PipelineError::Metrics { stage: stage.name(), message: e.to_string() })?;
     let outcome = ModelOutcome {
         test,
@@ -123,7 +139,7 @@ pub fn train_and_test(
         best_epoch: trained.best_epoch,
         train_size: train.len(),
     };
-    Ok((trained.model, outcome))
+    Ok((trained.model, trained.varmap, outcome))
 }
 
 /// Runs the weak model on validation (false positives) and embeds the
@@ -201,29 +217,24 @@ pub struct PipelineOutcome {
 /// Runs the method for several mining configurations, sharing one weak
 /// model, one false-positive query and one pool embedding between them.
 pub fn run_pipeline(
-    model_config: &ResNetConfig,
-    config: &TrainConfig,
+    spec: TrainSpec<'_>,
     minings: &[MiningConfig],
     data: &PreparedData,
-    seed: u64,
-    device: &Device,
     on_event: &mut dyn FnMut(Stage, &MiningConfig, TrainEvent),
 ) -> Result<PipelineOutcome, PipelineError> {
     let weak_label = MiningConfig { strategy: Strategy::None, ..MiningConfig::default() };
-    let (weak_model, weak) = train_and_test(
-        Stage::Weak,
-        model_config,
-        config,
-        data,
-        &data.split.train,
-        seed,
-        device,
-        &mut |e| on_event(Stage::Weak, &weak_label, e),
-    )?;
+    let (weak_model, _, weak) =
+        train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |e| on_event(Stage::Weak, &weak_label, e))?;
+    let (config, device, seed) = (spec.training, spec.device, spec.seed);
     // One query per distinct false-positive threshold (usually just one).
     let mut queries: Vec<(f64, Query)> = Vec::new();
     let mut strategies = Vec::with_capacity(minings.len());
     for mining in minings {
+        if mining.strategy == Strategy::None {
+            let strong = weak.clone();
+            strategies.push(StrategyOutcome { mining: mining.clone(), mined: Vec::new(), precision: None, strong, strong_trained: false });
+            continue;
+        }
         let position = match queries.iter().position(|(t, _)| *t == mining.fp_threshold) {
             Some(position) => position,
             None => {
@@ -238,16 +249,8 @@ pub fn run_pipeline(
             (weak.clone(), false)
         } else {
             let train = strong_training_set(data, &mined);
-            let (_, strong) = train_and_test(
-                Stage::Strong,
-                model_config,
-                config,
-                data,
-                &train,
-                seed,
-                device,
-                &mut |e| on_event(Stage::Strong, mining, e),
-            )?;
+            let (_, _, strong) =
+                train_and_test(Stage::Strong, spec, data, &train, &mut |e| on_event(Stage::Strong, mining, e))?;
             (strong, true)
         };
         strategies.push(StrategyOutcome { mining: mining.clone(), mined, precision, strong, strong_trained });

@@ -16,9 +16,11 @@ use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
+use crate::model::pretrained::load_pretrained;
 
 /// Why a training run failed.
 #[derive(Debug, thiserror::Error)]
@@ -39,13 +41,16 @@ pub enum TrainError {
     /// An invalid hyper-parameter.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// Pretrained weights could not be loaded.
+    #[error("pretrained weights: {0}")]
+    Pretrained(String),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
 /// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -53,7 +58,8 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Mean validation loss.
     pub valid_loss: f64,
-    /// Validation AUROC (NaN when the validation set has one class).
+    /// Validation AUROC (NaN, written empty, when the validation set has one class).
+    #[serde(with = "crate::io::nan_as_null")]
     pub valid_auroc: f64,
     /// Learning rate at the epoch's last step.
     pub lr: f64,
@@ -61,7 +67,7 @@ pub struct EpochRecord {
     pub best: bool,
     /// Wall time of the epoch in seconds (kept out of CSVs, which must be
     /// byte-identical across reruns).
-    #[serde(skip)]
+    #[serde(skip_serializing, default)]
     pub seconds: f64,
 }
 
@@ -121,9 +127,12 @@ fn is_buffer(name: &str) -> bool {
 /// All randomness derives from `seed`: the initial weights from
 /// `(seed, "model-init")`, sample order from `(seed, "sampler", epoch)` and
 /// augmentation from `(seed, "augment", epoch, index)`. Two runs with the same
-/// seed start from the same weights, whatever data they train on.
+/// seed start from the same weights, whatever data they train on. With
+/// `pretrained`, the file's weights replace the seeded ones name by name
+/// (a head of another shape keeps its seeded values).
 pub fn train_model(
     model_config: &ResNetConfig,
+    pretrained: Option<&Path>,
     config: &TrainConfig,
     data: TrainData<'_>,
     seed: u64,
@@ -139,6 +148,9 @@ pub fn train_model(
     }
     let init_seed = seed::derive_u64(seed, "model-init", &[]);
     let (model, varmap) = build_seeded(model_config, init_seed, device)?;
+    if let Some(path) = pretrained {
+        load_pretrained(&varmap, path, true).map_err(|e| TrainError::Pretrained(e.to_string()))?;
+    }
     let trainable = trainable_vars(&varmap);
     let mut optimizer = AdamW::new(
         trainable,
