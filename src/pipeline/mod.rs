@@ -13,7 +13,7 @@ use crate::metrics::binary::BinaryMetrics;
 use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs, Strategy};
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
-use crate::train::evaluate::{embed, evaluate, Evaluation};
+use crate::train::evaluate::{embed, embed_and_score, evaluate, Evaluation};
 use crate::train::{train_model, EpochRecord, TrainConfig, TrainData, TrainError, TrainEvent};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -156,9 +156,7 @@ pub fn query(
     let fps = false_positives(&data.split.valid, &valid.scores, &data.positive, fp_threshold);
     let fp_indices: Vec<usize> = fps.iter().map(|fp| fp.hard_index).collect();
     let fp_features = embed(weak, &data.store, &fp_indices, batch, device)?;
-    let pool = data.pool_indices();
-    let pool_features = embed(weak, &data.store, &pool, batch, device)?;
-    let pool_scores = evaluate(weak, &data.store, &data.positive, &pool, batch, device)?.scores;
+    let (pool_features, pool_scores) = embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
     Ok(Query { false_positives: fps, fp_features, pool_features, pool_scores })
 }
 

@@ -12,7 +12,7 @@ use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
 use crate::data::images::ImageStore;
 use crate::metrics::ranking::roc_auc;
 use crate::model::init::build_seeded;
-use crate::model::resnet::{ResNet, ResNetConfig};
+use crate::model::resnet::{trainable_vars, ResNet, ResNetConfig};
 use crate::seed;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
@@ -117,11 +117,6 @@ pub struct TrainedModel {
     pub best_epoch: usize,
 }
 
-/// Names of the variables that are statistics, not trainable parameters.
-fn is_buffer(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var")
-}
-
 /// Trains a freshly initialised model.
 ///
 /// All randomness derives from `seed`: the initial weights from
@@ -214,14 +209,6 @@ pub fn train_model(
     let (_, best_epoch, weights) = best.expect("at least one epoch ran");
     restore(&varmap, &weights)?;
     Ok(TrainedModel { model, varmap, history, best_epoch })
-}
-
-/// The trainable variables, in name order (running statistics excluded).
-fn trainable_vars(varmap: &VarMap) -> Vec<candle_core::Var> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut named: Vec<_> = data.iter().filter(|(name, _)| !is_buffer(name)).collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    named.into_iter().map(|(_, var)| var.clone()).collect()
 }
 
 /// A copy of every variable's current value.
