@@ -4,12 +4,12 @@
 //! mean and standard deviation (`(v / 255 - mean) / std`), as the pretrained
 //! backbones expect. Augmentation, when asked for, runs per sample in parallel.
 //!
-//! Reproducibility: sample `i` of the store is augmented with the stream
-//! `seed::stream(seed, "augment", &[epoch, i])`. Its result depends only on
-//! (seed, epoch, store index): not on which batch it lands in, its position
-//! there, or the number of threads. A consequence worth knowing: a patch drawn
-//! twice in one epoch (sampling with replacement) gets the same augmentation
-//! both times.
+//! Reproducibility: the `d`-th draw of an epoch (its position in the
+//! epoch's sample order) is augmented with the stream
+//! `seed::stream(seed, "augment", &[epoch, d])`. Its result depends only on
+//! (seed, epoch, draw position, patch): not on the number of threads. A
+//! patch drawn twice in one epoch (class-balanced sampling draws with
+//! replacement) gets two different augmentations.
 
 use super::augment::AugmentConfig;
 use super::images::ImageStore;
@@ -30,6 +30,8 @@ pub struct AugmentSeed {
     pub seed: u64,
     /// Epoch number (a new augmentation of every patch each epoch).
     pub epoch: u64,
+    /// Position in the epoch's sample order of the batch's first sample.
+    pub first_draw: u64,
 }
 
 /// The normalised value of every 8-bit level, per channel (computed in f64,
@@ -87,11 +89,13 @@ pub fn make_batch(
     let mut data = vec![0f32; indices.len() * sample_len];
     data.par_chunks_mut(sample_len)
         .zip(indices.par_iter())
-        .for_each(|(out, &index)| {
+        .enumerate()
+        .for_each(|(position, (out, &index))| {
             let img = store.get(index);
             match augment {
                 Some((cfg, s)) => {
-                    let mut rng = seed::stream(s.seed, "augment", &[s.epoch, index as u64]);
+                    let draw = s.first_draw + position as u64;
+                    let mut rng = seed::stream(s.seed, "augment", &[s.epoch, draw]);
                     normalize_with(&table, &super::augment::augment(img, cfg, &mut rng), out);
                 }
                 None => normalize_with(&table, img, out),
@@ -186,10 +190,10 @@ mod tests {
     }
 
     #[test]
-    fn augmentation_depends_on_seed_epoch_and_index_only() {
+    fn augmentation_depends_on_seed_epoch_and_draw_position_only() {
         let s = store(6, 16);
         let cfg = AugmentConfig::default();
-        let seed = AugmentSeed { seed: 3, epoch: 1 };
+        let seed = AugmentSeed { seed: 3, epoch: 1, first_draw: 0 };
         let run = |threads: usize, indices: &[usize], seed: AugmentSeed| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -205,16 +209,20 @@ mod tests {
         let one = run(1, &[0, 1, 2, 3, 4, 5], seed);
         let three = run(3, &[0, 1, 2, 3, 4, 5], seed);
         assert_eq!(one, three);
-        // Sample 4 alone equals sample 4 in the full batch.
+        // Sample 4 alone, drawn at position 4, equals sample 4 in the full batch.
         let plane = 3 * 16 * 16;
-        assert_eq!(run(3, &[4], seed), one[4 * plane..5 * plane].to_vec());
+        let at_four = AugmentSeed { first_draw: 4, ..seed };
+        assert_eq!(run(3, &[4], at_four), one[4 * plane..5 * plane].to_vec());
+        // One patch drawn twice gets two augmentations.
+        let twice = run(1, &[4, 4], seed);
+        assert_ne!(twice[..plane], twice[plane..]);
         // And equals augmenting it directly with its documented stream.
         let mut rng = seed::stream(3, "augment", &[1, 4]);
         let mut want = vec![0f32; plane];
         normalize_into(&augment(s.get(4), &cfg, &mut rng), &mut want);
         assert_eq!(one[4 * plane..5 * plane], want[..]);
         // Another epoch augments differently; no augmentation differs too.
-        assert_ne!(run(1, &[4], AugmentSeed { epoch: 2, ..seed }), want);
+        assert_ne!(run(1, &[4], AugmentSeed { epoch: 2, ..at_four }), want);
         let plain = make_batch(&s, &[4], None, &Device::Cpu).unwrap();
         assert_ne!(plain.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want);
     }
@@ -257,7 +265,7 @@ mod tests {
                     let reps = 10u64;
                     let start = std::time::Instant::now();
                     for epoch in 0..reps {
-                        let seed = AugmentSeed { seed: round, epoch };
+                        let seed = AugmentSeed { seed: round, epoch, first_draw: 0 };
                         let aug = augmented.then_some((&cfg, seed));
                         std::hint::black_box(make_batch(&s, &indices, aug, &Device::Cpu).unwrap());
                     }

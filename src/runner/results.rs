@@ -41,9 +41,11 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
     writer.write_record(&header)?;
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
         let Some(outcome) = outcome else { continue };
+        let settings = toml::Value::try_from(&cell.config).expect("settings serialise");
+        let axis_values: Vec<String> = axes.iter().map(|k| setting(&settings, k).map(plain).unwrap_or_default()).collect();
         for stage in ["weak", "strong"] {
             let mut row: Vec<String> = vec![cell.index.to_string()];
-            row.extend(axes.iter().map(|k| cell.assignment.get(k).map(plain).unwrap_or_default()));
+            row.extend(axis_values.iter().cloned());
             let folds = cell.config.data.split.folds.is_some();
             row.push(cell.config.replicate.seed.to_string());
             row.push(if folds { cell.config.replicate.fold.to_string() } else { String::new() });

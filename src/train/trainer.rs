@@ -173,7 +173,7 @@ pub fn train_model(
             optimizer.set_learning_rate(lr);
             let augment = config
                 .augment
-                .then_some((&config.augmentation, AugmentSeed { seed, epoch: epoch as u64 }));
+                .then_some((&config.augmentation, AugmentSeed { seed, epoch: epoch as u64, first_draw: (step * config.batch_size) as u64 }));
             let images = make_batch(data.store, batch, augment, device)?;
             let targets: Vec<usize> = batch.iter().map(|&i| usize::from(data.positive[i])).collect();
             let targets = labels_tensor(&targets, device)?;
