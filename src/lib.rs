@@ -13,4 +13,5 @@ pub mod model;
 pub mod outputs;
 pub mod pipeline;
 pub mod seed;
+pub mod stats;
 pub mod train;
