@@ -15,4 +15,5 @@ pub mod outputs;
 pub mod pipeline;
 pub mod runner;
 pub mod seed;
+pub mod stats;
 pub mod train;
