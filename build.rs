@@ -6,7 +6,11 @@ fn main() {
     let version = lock
         .split("[[package]]")
         .find(|block| block.contains("name = \"candle-core\""))
-        .and_then(|block| block.lines().find_map(|l| l.trim().strip_prefix("version = ")))
+        .and_then(|block| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("version = "))
+        })
         .map(|v| v.trim_matches('"').to_string())
         .unwrap_or_else(|| "unknown".into());
     println!("cargo:rustc-env=ABLATE_CANDLE_VERSION={version}");

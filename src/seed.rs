@@ -48,8 +48,14 @@ mod tests {
 
     #[test]
     fn same_inputs_give_same_stream() {
-        let a: Vec<u32> = stream(7, "shuffle", &[1, 2]).random_iter().take(8).collect();
-        let b: Vec<u32> = stream(7, "shuffle", &[1, 2]).random_iter().take(8).collect();
+        let a: Vec<u32> = stream(7, "shuffle", &[1, 2])
+            .random_iter()
+            .take(8)
+            .collect();
+        let b: Vec<u32> = stream(7, "shuffle", &[1, 2])
+            .random_iter()
+            .take(8)
+            .collect();
         assert_eq!(a, b);
     }
 

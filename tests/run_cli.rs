@@ -56,15 +56,35 @@ fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
     let plan = String::from_utf8_lossy(&plan.stdout);
     assert!(plan.contains("6 cells"), "{plan}");
     assert!(plan.contains("2 weak models"), "{plan}");
-    run_ok(dir.path(), &["run", &file, "--output", "one", "--jobs", "1"]);
-    run_ok(dir.path(), &["run", &file, "--output", "two", "--jobs", "2", "--threads", "2"]);
+    run_ok(
+        dir.path(),
+        &["run", &file, "--output", "one", "--jobs", "1"],
+    );
+    run_ok(
+        dir.path(),
+        &[
+            "run",
+            &file,
+            "--output",
+            "two",
+            "--jobs",
+            "2",
+            "--threads",
+            "2",
+        ],
+    );
     let one = results(dir.path(), "one");
-    assert!(one == results(dir.path(), "two"), "--jobs 2 results differ from --jobs 1");
+    assert!(
+        one == results(dir.path(), "two"),
+        "--jobs 2 results differ from --jobs 1"
+    );
     let text = String::from_utf8(one).unwrap();
     assert_eq!(text.lines().count(), 1 + 6 * 2, "{text}");
     assert!(text.lines().skip(1).all(|l| l.contains(",ok,")), "{text}");
     // One weak model per seed, shared by the three strategies.
-    let weak_models = std::fs::read_dir(dir.path().join("one/cache/weak")).unwrap().count();
+    let weak_models = std::fs::read_dir(dir.path().join("one/cache/weak"))
+        .unwrap()
+        .count();
     assert_eq!(weak_models, 2);
     // A rerun reuses everything and reproduces the table.
     run_ok(dir.path(), &["run", &file, "--output", "one"]);
@@ -79,7 +99,11 @@ fn killed_run_resumes_to_the_same_results() {
     let file = write_experiment(dir.path(), TINY_EXPERIMENT);
     run_ok(dir.path(), &["run", &file, "--output", "reference"]);
 
-    let mut child = ablate().args(["run", &file, "--output", "killed"]).current_dir(dir.path()).spawn().unwrap();
+    let mut child = ablate()
+        .args(["run", &file, "--output", "killed"])
+        .current_dir(dir.path())
+        .spawn()
+        .unwrap();
     // Kill once the first stage artifact exists, in the middle of the run.
     let marker_dir = dir.path().join("killed/cache/weak");
     let started = Instant::now();
@@ -97,23 +121,45 @@ fn killed_run_resumes_to_the_same_results() {
     }
     let _ = child.kill();
     let _ = child.wait();
-    assert!(!dir.path().join("killed/results.csv").exists(), "the run was killed before it finished");
+    assert!(
+        !dir.path().join("killed/results.csv").exists(),
+        "the run was killed before it finished"
+    );
     run_ok(dir.path(), &["run", &file, "--output", "killed"]);
-    assert!(results(dir.path(), "reference") == results(dir.path(), "killed"), "resumed results differ");
+    assert!(
+        results(dir.path(), "reference") == results(dir.path(), "killed"),
+        "resumed results differ"
+    );
 }
 
 #[test]
 fn bad_experiment_files_name_line_and_key() {
     let dir = tempfile::tempdir().unwrap();
     let cases = [
-        ("[mining]\nstratgy = \"knn-l2\"\n", vec!["exp.toml:2:1", "mining.stratgy", "did you mean `strategy`"]),
-        ("[training]\nepochs = \"ten\"\n", vec!["exp.toml:2:", "invalid type"]),
-        ("[matrix]\n\"training.epochs\" = []\n", vec!["`training.epochs`", "non-empty list"]),
-        ("[matrix]\n\"mining.strategy\" = [\"knn-l3\"]\n", vec!["mining.strategy", "knn-l3", "did you mean `knn-l2`"]),
+        (
+            "[mining]\nstratgy = \"knn-l2\"\n",
+            vec!["exp.toml:2:1", "mining.stratgy", "did you mean `strategy`"],
+        ),
+        (
+            "[training]\nepochs = \"ten\"\n",
+            vec!["exp.toml:2:", "invalid type"],
+        ),
+        (
+            "[matrix]\n\"training.epochs\" = []\n",
+            vec!["`training.epochs`", "non-empty list"],
+        ),
+        (
+            "[matrix]\n\"mining.strategy\" = [\"knn-l3\"]\n",
+            vec!["mining.strategy", "knn-l3", "did you mean `knn-l2`"],
+        ),
     ];
     for (text, expected) in cases {
         let file = write_experiment(dir.path(), text);
-        let output = ablate().args(["plan", &file]).current_dir(dir.path()).output().unwrap();
+        let output = ablate()
+            .args(["plan", &file])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
         assert_eq!(output.status.code(), Some(2), "{text}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         for needle in expected {

@@ -23,8 +23,19 @@ fn train_twice_gives_identical_csvs() {
         run_ok(
             dir.path(),
             &[
-                "train", "--data", data, "--model", "resnet10-w8", "--image-size", "32", "--epochs", "2", "--seed", "3",
-                "--out", out,
+                "train",
+                "--data",
+                data,
+                "--model",
+                "resnet10-w8",
+                "--image-size",
+                "32",
+                "--epochs",
+                "2",
+                "--seed",
+                "3",
+                "--out",
+                out,
             ],
         )
     };
@@ -46,7 +57,21 @@ fn train_twice_gives_identical_csvs() {
     // A different seed trains a different model.
     run_ok(
         dir.path(),
-        &["train", "--data", data, "--model", "resnet10-w8", "--image-size", "32", "--epochs", "2", "--seed", "4", "--out", "run3"],
+        &[
+            "train",
+            "--data",
+            data,
+            "--model",
+            "resnet10-w8",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--seed",
+            "4",
+            "--out",
+            "run3",
+        ],
     );
     let c = std::fs::read(dir.path().join("run3/predictions.csv")).unwrap();
     assert!(c != std::fs::read(dir.path().join("run1/predictions.csv")).unwrap());
@@ -60,7 +85,15 @@ fn bad_dataset_names_every_offending_file() {
     std::fs::write(hard.join("weird-name.png"), b"x").unwrap();
     std::fs::write(hard.join("pos_S01_12-34.png"), b"not a png").unwrap();
     let output = common::ablate()
-        .args(["train", "--data", data.to_str().unwrap(), "--epochs", "1", "--out", "o"])
+        .args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            "o",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
@@ -71,11 +104,49 @@ fn bad_dataset_names_every_offending_file() {
     std::fs::remove_file(hard.join("weird-name.png")).unwrap();
     std::fs::write(hard.join("neg_S01_1-2.png"), b"also not a png").unwrap();
     let output = common::ablate()
-        .args(["train", "--data", data.to_str().unwrap(), "--epochs", "1", "--out", "o"])
+        .args([
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--epochs",
+            "1",
+            "--out",
+            "o",
+        ])
         .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("pos_S01_12-34.png") && stderr.contains("neg_S01_1-2.png"), "{stderr}");
+    assert!(
+        stderr.contains("pos_S01_12-34.png") && stderr.contains("neg_S01_1-2.png"),
+        "{stderr}"
+    );
+}
+
+/// The must-have learning check: a short run on the default synthetic
+/// dataset separates lymphatic invasion from everything else.
+#[test]
+fn short_training_on_default_synthetic_data_reaches_auroc_090() {
+    let dir = tempfile::tempdir().unwrap();
+    run_ok(
+        dir.path(),
+        &[
+            "train",
+            "--synthetic",
+            "--epochs",
+            "2",
+            "--lr",
+            "1e-3",
+            "--out",
+            "out",
+        ],
+    );
+    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.csv")).unwrap();
+    let test = metrics
+        .lines()
+        .find(|l| l.starts_with("model,test,"))
+        .expect("a test row");
+    let auroc: f64 = test.split(',').nth(4).unwrap().parse().unwrap();
+    assert!(auroc >= 0.90, "test AUROC {auroc} < 0.90:\n{metrics}");
 }

@@ -15,7 +15,10 @@ pub struct ConfigArgs {
 pub fn run(args: &ConfigArgs) -> Result<i32> {
     if args.defaults {
         let text = toml::to_string_pretty(&ExperimentConfig::defaults())?;
-        println!("# ablate {} experiment settings and their defaults\n\n{text}", env!("CARGO_PKG_VERSION"));
+        println!(
+            "# ablate {} experiment settings and their defaults\n\n{text}",
+            env!("CARGO_PKG_VERSION")
+        );
     }
     Ok(0)
 }

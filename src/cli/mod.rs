@@ -54,6 +54,11 @@ enum Command {
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    // candle attaches a backtrace to its errors whenever backtraces are on;
+    // keep them for panics only, so error messages stay readable.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     if let Err(error) = configure_threads(cli.global.threads) {
         eprintln!("error: {error:#}");
@@ -94,5 +99,9 @@ fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
 
 /// The thread count asked for, or all cores.
 fn thread_count(threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1))
+    threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }

@@ -15,21 +15,33 @@ pub struct EpochBars {
 impl EpochBars {
     /// Bars prefixed with `label` (e.g. "weak"); `quiet` prints epoch lines only to logs.
     pub fn new(label: impl Into<String>, quiet: bool) -> Self {
-        Self { label: label.into(), quiet, bar: None, loss_sum: 0.0, steps: 0 }
+        Self {
+            label: label.into(),
+            quiet,
+            bar: None,
+            loss_sum: 0.0,
+            steps: 0,
+        }
     }
 
     /// Handles one event.
     pub fn on_event(&mut self, event: TrainEvent) {
         match event {
-            TrainEvent::EpochStart { epoch, epochs, steps } => {
+            TrainEvent::EpochStart {
+                epoch,
+                epochs,
+                steps,
+            } => {
                 self.loss_sum = 0.0;
                 self.steps = 0;
                 if !self.quiet {
                     let bar = ProgressBar::new(steps as u64);
                     bar.set_style(
-                        ProgressStyle::with_template("{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})")
-                            .expect("valid template")
-                            .progress_chars("=> "),
+                        ProgressStyle::with_template(
+                            "{prefix} [{bar:30}] {pos}/{len} {msg} ({eta})",
+                        )
+                        .expect("valid template")
+                        .progress_chars("=> "),
                     );
                     bar.set_prefix(format!("{} epoch {epoch}/{epochs}", self.label));
                     self.bar = Some(bar);
@@ -81,25 +93,37 @@ impl RunProgress {
         } else {
             let bar = multi.add(ProgressBar::new(cells as u64));
             bar.set_style(
-                ProgressStyle::with_template("cells [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})")
-                    .expect("valid template")
-                    .progress_chars("=> "),
+                ProgressStyle::with_template(
+                    "cells [{bar:30}] {pos}/{len} {msg} (elapsed {elapsed}, ETA {eta})",
+                )
+                .expect("valid template")
+                .progress_chars("=> "),
             );
             bar
         };
-        Self { quiet, multi, overall, training: Default::default() }
+        Self {
+            quiet,
+            multi,
+            overall,
+            training: Default::default(),
+        }
     }
 
     /// Handles one run event.
     pub fn on_event(&self, event: crate::runner::RunEvent) {
         use crate::runner::RunEvent;
         match event {
-            RunEvent::Stage { cell, stage, cached } => {
+            RunEvent::Stage {
+                cell,
+                stage,
+                cached,
+            } => {
                 let what = if cached { "cached" } else { "running" };
                 if self.quiet {
                     eprintln!("cell {cell}: {stage} {what}");
                 } else {
-                    self.overall.set_message(format!("cell {cell}: {stage} {what}"));
+                    self.overall
+                        .set_message(format!("cell {cell}: {stage} {what}"));
                 }
             }
             RunEvent::Train { cell, stage, event } => self.on_train(cell, stage, event),
@@ -117,7 +141,11 @@ impl RunProgress {
     fn on_train(&self, cell: usize, stage: &'static str, event: TrainEvent) {
         let mut bars = self.training.lock().expect("progress lock");
         match event {
-            TrainEvent::EpochStart { epoch, epochs, steps } if !self.quiet => {
+            TrainEvent::EpochStart {
+                epoch,
+                epochs,
+                steps,
+            } if !self.quiet => {
                 let bar = self.multi.add(ProgressBar::new(steps as u64));
                 bar.set_style(
                     ProgressStyle::with_template("  {prefix} [{bar:25}] {pos}/{len} {msg}")

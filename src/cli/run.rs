@@ -7,7 +7,7 @@ use crate::experiment::load_experiment;
 use crate::runner::{run_experiment, Plan, RunOptions};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Arguments of `ablate run`.
 #[derive(Debug, clap::Args)]
@@ -38,8 +38,9 @@ pub struct PlanArgs {
     output: Option<PathBuf>,
 }
 
-fn load_plan(file: &PathBuf, output: Option<PathBuf>) -> Result<Plan> {
-    let experiment = load_experiment(file).with_context(|| format!("invalid experiment file '{}'", file.display()))?;
+fn load_plan(file: &Path, output: Option<PathBuf>) -> Result<Plan> {
+    let experiment = load_experiment(file)
+        .with_context(|| format!("invalid experiment file '{}'", file.display()))?;
     Ok(Plan::new(experiment, output))
 }
 
@@ -47,12 +48,26 @@ fn load_plan(file: &PathBuf, output: Option<PathBuf>) -> Result<Plan> {
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone())?;
     let threads = super::thread_count(global.threads);
-    let cells = args.cells.as_ref().map(|c| c.iter().copied().collect::<BTreeSet<usize>>());
-    if let Some(bad) = cells.as_ref().and_then(|c| c.iter().find(|&&i| i >= plan.cells.len())) {
-        anyhow::bail!("--cells: cell {bad} does not exist (the experiment has {} cells)", plan.cells.len());
+    let cells = args
+        .cells
+        .as_ref()
+        .map(|c| c.iter().copied().collect::<BTreeSet<usize>>());
+    if let Some(bad) = cells
+        .as_ref()
+        .and_then(|c| c.iter().find(|&&i| i >= plan.cells.len()))
+    {
+        anyhow::bail!(
+            "--cells: cell {bad} does not exist (the experiment has {} cells)",
+            plan.cells.len()
+        );
     }
     let selected = cells.as_ref().map_or(plan.cells.len(), |c| c.len());
-    let options = RunOptions { jobs: args.jobs.max(1), threads, fail_fast: args.fail_fast, cells };
+    let options = RunOptions {
+        jobs: args.jobs.max(1),
+        threads,
+        fail_fast: args.fail_fast,
+        cells,
+    };
     let progress = RunProgress::new(selected, global.quiet);
     let started = std::time::Instant::now();
     let summary = run_experiment(&plan, &options, &|event| progress.on_event(event))
@@ -70,9 +85,15 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         started.elapsed().as_secs_f64()
     );
-    println!("results in '{}'", summary.output.join("results.csv").display());
+    println!(
+        "results in '{}'",
+        summary.output.join("results.csv").display()
+    );
     for (cell, error) in &summary.failed {
-        eprintln!("cell {cell} ({}) failed: {error}", describe(&plan.cells[*cell].assignment));
+        eprintln!(
+            "cell {cell} ({}) failed: {error}",
+            describe(&plan.cells[*cell].assignment)
+        );
     }
     Ok(if summary.failed.is_empty() { 0 } else { 1 })
 }
@@ -81,7 +102,12 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
 pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone())?;
     let counts = plan.counts();
-    println!("experiment '{}': {} cells, output '{}'", plan.experiment.name, counts.cells, plan.output.display());
+    println!(
+        "experiment '{}': {} cells, output '{}'",
+        plan.experiment.name,
+        counts.cells,
+        plan.output.display()
+    );
     for cell in &plan.cells {
         println!(
             "  cell {:>3}  weak {}  {}",

@@ -193,7 +193,11 @@ mod tests {
     fn augmentation_depends_on_seed_epoch_and_draw_position_only() {
         let s = store(6, 16);
         let cfg = AugmentConfig::default();
-        let seed = AugmentSeed { seed: 3, epoch: 1, first_draw: 0 };
+        let seed = AugmentSeed {
+            seed: 3,
+            epoch: 1,
+            first_draw: 0,
+        };
         let run = |threads: usize, indices: &[usize], seed: AugmentSeed| {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
@@ -211,7 +215,10 @@ mod tests {
         assert_eq!(one, three);
         // Sample 4 alone, drawn at position 4, equals sample 4 in the full batch.
         let plane = 3 * 16 * 16;
-        let at_four = AugmentSeed { first_draw: 4, ..seed };
+        let at_four = AugmentSeed {
+            first_draw: 4,
+            ..seed
+        };
         assert_eq!(run(3, &[4], at_four), one[4 * plane..5 * plane].to_vec());
         // One patch drawn twice gets two augmentations.
         let twice = run(1, &[4, 4], seed);
@@ -222,7 +229,17 @@ mod tests {
         normalize_into(&augment(s.get(4), &cfg, &mut rng), &mut want);
         assert_eq!(one[4 * plane..5 * plane], want[..]);
         // Another epoch augments differently; no augmentation differs too.
-        assert_ne!(run(1, &[4], AugmentSeed { epoch: 2, ..at_four }), want);
+        assert_ne!(
+            run(
+                1,
+                &[4],
+                AugmentSeed {
+                    epoch: 2,
+                    ..at_four
+                }
+            ),
+            want
+        );
         let plain = make_batch(&s, &[4], None, &Device::Cpu).unwrap();
         assert_ne!(plain.flatten_all().unwrap().to_vec1::<f32>().unwrap(), want);
     }
@@ -265,7 +282,11 @@ mod tests {
                     let reps = 10u64;
                     let start = std::time::Instant::now();
                     for epoch in 0..reps {
-                        let seed = AugmentSeed { seed: round, epoch, first_draw: 0 };
+                        let seed = AugmentSeed {
+                            seed: round,
+                            epoch,
+                            first_draw: 0,
+                        };
                         let aug = augmented.then_some((&cfg, seed));
                         std::hint::black_box(make_batch(&s, &indices, aug, &Device::Cpu).unwrap());
                     }

@@ -96,7 +96,10 @@ impl DataConfig {
             (Some(f), None, None) => Ok(Subsample::PositiveFraction(f)),
             (None, Some(f), None) => Ok(Subsample::Fraction(f)),
             (None, None, Some(r)) => Ok(Subsample::NegPosRatio(r)),
-            _ => Err("set at most one of data.pos_fraction, data.train_fraction, data.neg_pos_ratio".into()),
+            _ => Err(
+                "set at most one of data.pos_fraction, data.train_fraction, data.neg_pos_ratio"
+                    .into(),
+            ),
         }
     }
 }
@@ -113,7 +116,10 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { name: "resnet10-w16".into(), pretrained: None }
+        Self {
+            name: "resnet10-w16".into(),
+            pretrained: None,
+        }
     }
 }
 

@@ -81,19 +81,29 @@ pub struct Experiment {
 
 /// Reads and validates an experiment file.
 pub fn load_experiment(path: &Path) -> Result<Experiment, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
+        path: path.into(),
+        source,
+    })?;
     parse_experiment(path, &text)
 }
 
 /// Parses experiment text; `path` is used in messages and for the default name.
 pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, LoadError> {
     let base: ExperimentConfig = toml::from_str(text).map_err(|e| located(path, text, &e))?;
-    let doc: toml::Table = text.parse().map_err(|e: toml::de::Error| located(path, text, &e))?;
-    let matrix = Matrix::parse(base.matrix.as_ref()).map_err(|source| LoadError::Matrix { path: path.into(), source })?;
+    let doc: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| located(path, text, &e))?;
+    let matrix = Matrix::parse(base.matrix.as_ref()).map_err(|source| LoadError::Matrix {
+        path: path.into(),
+        source,
+    })?;
     let mut doc = doc;
     doc.remove("matrix");
     let name = base.name.clone().unwrap_or_else(|| {
-        path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "experiment".into())
+        path.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "experiment".into())
     });
     // Check every axis value on its own first, so an error names one key.
     for cell in matrix.expand() {
@@ -116,7 +126,14 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, LoadError
         })?;
         cells.push((assignment, config));
     }
-    Ok(Experiment { path: path.into(), name, text: text.to_string(), base, axis_keys: matrix.axis_keys(), cells })
+    Ok(Experiment {
+        path: path.into(),
+        name,
+        text: text.to_string(),
+        base,
+        axis_keys: matrix.axis_keys(),
+        cells,
+    })
 }
 
 /// `key=value, ...` of an assignment, for messages and labels.
@@ -124,7 +141,11 @@ pub fn describe(assignment: &Assignment) -> String {
     if assignment.is_empty() {
         return "(base)".into();
     }
-    assignment.iter().map(|(k, v)| format!("{k}={}", plain(v))).collect::<Vec<_>>().join(", ")
+    assignment
+        .iter()
+        .map(|(k, v)| format!("{k}={}", plain(v)))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A value without TOML quoting for strings.
@@ -141,16 +162,18 @@ fn settings_for(doc: &toml::Table, assignment: &Assignment) -> Result<Experiment
     for (key, value) in assignment {
         set_path(&mut doc, key, value.clone())?;
     }
-    let config = ExperimentConfig::deserialize(Value::Table(doc)).map_err(|e| with_suggestion(e.message()))?;
+    let config = ExperimentConfig::deserialize(Value::Table(doc))
+        .map_err(|e| with_suggestion(e.message()))?;
     config.training.validate()?;
     config.data.subsample()?;
     match config.data.split.folds {
         None if config.replicate.fold != 0 => {
             Err("the matrix has fold replicates but data.split.folds is not set".to_string())
         }
-        Some(k) if config.replicate.fold >= k => {
-            Err(format!("fold {} does not exist: data.split.folds = {k}", config.replicate.fold))
-        }
+        Some(k) if config.replicate.fold >= k => Err(format!(
+            "fold {} does not exist: data.split.folds = {k}",
+            config.replicate.fold
+        )),
         _ => Ok(config),
     }
 }
@@ -161,8 +184,12 @@ fn set_path(doc: &mut toml::Table, key: &str, value: Value) -> Result<(), String
     let last = parts.pop().expect("split yields at least one part");
     let mut table = doc;
     for part in parts {
-        let entry = table.entry(part.to_string()).or_insert_with(|| Value::Table(toml::Table::new()));
-        table = entry.as_table_mut().ok_or_else(|| format!("`{part}` in `{key}` is not a table"))?;
+        let entry = table
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Table(toml::Table::new()));
+        table = entry
+            .as_table_mut()
+            .ok_or_else(|| format!("`{part}` in `{key}` is not a table"))?;
     }
     table.insert(last.to_string(), value);
     Ok(())
@@ -170,34 +197,48 @@ fn set_path(doc: &mut toml::Table, key: &str, value: Value) -> Result<(), String
 
 /// A toml error placed at its line and column, with the key path and a suggestion.
 fn located(path: &Path, text: &str, error: &toml::de::Error) -> LoadError {
-    let (line, column) = error.span().map_or((1, 1), |span| line_column(text, span.start));
+    let (line, column) = error
+        .span()
+        .map_or((1, 1), |span| line_column(text, span.start));
     let mut message = with_suggestion(error.message());
     if let Some(section) = section_at(text, line) {
         message = message.replacen("unknown field `", &format!("unknown key `{section}."), 1);
     }
-    LoadError::Invalid { path: path.into(), line, column, message }
+    LoadError::Invalid {
+        path: path.into(),
+        line,
+        column,
+        message,
+    }
 }
 
 fn line_column(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(before.len(), |i| before.len() - i - 1) + 1;
+    let column = before
+        .rfind('\n')
+        .map_or(before.len(), |i| before.len() - i - 1)
+        + 1;
     (line, column)
 }
 
 /// The `[table]` header in force at a 1-based line.
 fn section_at(text: &str, line: usize) -> Option<String> {
-    text.lines().take(line).filter_map(|l| {
-        let l = l.trim();
-        (l.starts_with('[') && !l.starts_with("[[")).then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
-    })
-    .last()
+    text.lines()
+        .take(line)
+        .filter_map(|l| {
+            let l = l.trim();
+            (l.starts_with('[') && !l.starts_with("[["))
+                .then(|| l.trim_matches(|c| c == '[' || c == ']').trim().to_string())
+        })
+        .last()
 }
 
 /// Adds "did you mean `x`?" to serde's unknown-field and unknown-variant messages.
 fn with_suggestion(message: &str) -> String {
     let message = message.trim().to_string();
-    let Some(found) = between(&message, "unknown field `", "`").or_else(|| between(&message, "unknown variant `", "`"))
+    let Some(found) = between(&message, "unknown field `", "`")
+        .or_else(|| between(&message, "unknown variant `", "`"))
     else {
         return message;
     };
@@ -240,7 +281,10 @@ mod tests {
         assert_eq!(e.name, "exp");
         assert_eq!(e.cells.len(), 8);
         let (assignment, config) = &e.cells[7];
-        assert_eq!(describe(assignment), "mining.strategy=random, replicate.seed=1, training.epochs=3");
+        assert_eq!(
+            describe(assignment),
+            "mining.strategy=random, replicate.seed=1, training.epochs=3"
+        );
         assert_eq!(config.training.epochs, 3);
         assert_eq!(config.replicate.seed, 1);
         assert_eq!(config.seed, 5);
@@ -249,34 +293,60 @@ mod tests {
 
     #[test]
     fn unknown_key_names_line_key_and_suggestion() {
-        let error = parse("seed = 1\n\n[mining]\nstratgy = \"knn-l2\"\n").unwrap_err().to_string();
-        assert!(error.starts_with("exp.toml:4:1: unknown key `mining.stratgy`"), "{error}");
+        let error = parse("seed = 1\n\n[mining]\nstratgy = \"knn-l2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("exp.toml:4:1: unknown key `mining.stratgy`"),
+            "{error}"
+        );
         assert!(error.contains("did you mean `strategy`?"), "{error}");
     }
 
     #[test]
     fn wrong_type_names_the_line() {
-        let error = parse("[training]\nepochs = \"many\"\n").unwrap_err().to_string();
+        let error = parse("[training]\nepochs = \"many\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(error.starts_with("exp.toml:2:"), "{error}");
         assert!(error.contains("invalid type"), "{error}");
     }
 
     #[test]
     fn bad_axis_values_name_the_axis() {
-        let error = parse("[matrix]\n\"mining.strategy\" = [\"knn-l3\"]\n").unwrap_err().to_string();
-        assert!(error.contains("matrix axis `mining.strategy` = \"knn-l3\""), "{error}");
+        let error = parse("[matrix]\n\"mining.strategy\" = [\"knn-l3\"]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("matrix axis `mining.strategy` = \"knn-l3\""),
+            "{error}"
+        );
         assert!(error.contains("did you mean `knn-l2`?"), "{error}");
-        let error = parse("[matrix]\n\"mining.nope\" = [1]\n").unwrap_err().to_string();
-        assert!(error.contains("matrix axis `mining.nope`") && error.contains("unknown field `nope`"), "{error}");
-        let error = parse("[matrix]\n\"training.epochs\" = []\n").unwrap_err().to_string();
-        assert!(error.contains("`training.epochs` must be a non-empty list"), "{error}");
+        let error = parse("[matrix]\n\"mining.nope\" = [1]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("matrix axis `mining.nope`") && error.contains("unknown field `nope`"),
+            "{error}"
+        );
+        let error = parse("[matrix]\n\"training.epochs\" = []\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("`training.epochs` must be a non-empty list"),
+            "{error}"
+        );
     }
 
     #[test]
     fn conflicting_cell_settings_are_reported_per_cell() {
-        let error = parse("[data]\npos_fraction = 0.5\n[matrix]\n\"data.train_fraction\" = [0.3]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(error.contains("at most one of data.pos_fraction"), "{error}");
+        let error =
+            parse("[data]\npos_fraction = 0.5\n[matrix]\n\"data.train_fraction\" = [0.3]\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            error.contains("at most one of data.pos_fraction"),
+            "{error}"
+        );
     }
 }

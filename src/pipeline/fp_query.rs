@@ -14,7 +14,12 @@ pub struct FalsePositive {
 /// The negatives among `indices` whose score is at least `threshold`, in input order.
 ///
 /// `scores[i]` belongs to `indices[i]`; `positive[j]` is the label of hard patch `j`.
-pub fn false_positives(indices: &[usize], scores: &[f64], positive: &[bool], threshold: f64) -> Vec<FalsePositive> {
+pub fn false_positives(
+    indices: &[usize],
+    scores: &[f64],
+    positive: &[bool],
+    threshold: f64,
+) -> Vec<FalsePositive> {
     indices
         .iter()
         .zip(scores)
@@ -35,7 +40,16 @@ mod tests {
         let fps = false_positives(&indices, &scores, &positive, 0.1);
         assert_eq!(
             fps,
-            vec![FalsePositive { hard_index: 0, score: 0.1 }, FalsePositive { hard_index: 3, score: 0.2 }]
+            vec![
+                FalsePositive {
+                    hard_index: 0,
+                    score: 0.1
+                },
+                FalsePositive {
+                    hard_index: 3,
+                    score: 0.2
+                }
+            ]
         );
     }
 }

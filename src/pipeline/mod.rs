@@ -17,8 +17,8 @@ use crate::train::evaluate::{embed, embed_and_score, evaluate, Evaluation};
 use crate::train::{train_model, EpochRecord, TrainConfig, TrainData, TrainError, TrainEvent};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
-use std::path::Path;
 use fp_query::{false_positives, FalsePositive};
+use std::path::Path;
 
 /// Why a pipeline step failed.
 #[derive(Debug, thiserror::Error)]
@@ -121,17 +121,37 @@ pub fn train_and_test(
         spec.model,
         spec.pretrained,
         spec.training,
-        TrainData { store: &data.store, positive: &data.positive, train, valid: &data.split.valid },
+        TrainData {
+            store: &data.store,
+            positive: &data.positive,
+            train,
+            valid: &data.split.valid,
+        },
         spec.seed,
         spec.device,
         on_event,
     )
-    .map_err(|source| PipelineError::Train { stage: stage.name(), source })?;
+    .map_err(|source| PipelineError::Train {
+        stage: stage.name(),
+        source,
+    })?;
     let batch = spec.training.eval_batch_size;
-    let test = evaluate(&trained.model, &data.store, &data.positive, &data.split.test, batch, spec.device)?;
+    let test = evaluate(
+        &trained.model,
+        &data.store,
+        &data.positive,
+        &data.split.test,
+        batch,
+        spec.device,
+    )?;
     let labels: Vec<bool> = data.split.test.iter().map(|&i| data.positive[i]).collect();
-    let metrics = BinaryMetrics::compute(&labels, &test.scores, spec.training.threshold)
-        .map_err(|e| PipelineError::Metrics { stage: stage.name(), message: e.to_string() })?;
+    let metrics =
+        BinaryMetrics::compute(&labels, &test.scores, spec.training.threshold).map_err(|e| {
+            PipelineError::Metrics {
+                stage: stage.name(),
+                message: e.to_string(),
+            }
+        })?;
     let outcome = ModelOutcome {
         test,
         metrics,
@@ -152,16 +172,38 @@ pub fn query(
     device: &Device,
 ) -> Result<Query, PipelineError> {
     let batch = config.eval_batch_size;
-    let valid = evaluate(weak, &data.store, &data.positive, &data.split.valid, batch, device)?;
-    let fps = false_positives(&data.split.valid, &valid.scores, &data.positive, fp_threshold);
+    let valid = evaluate(
+        weak,
+        &data.store,
+        &data.positive,
+        &data.split.valid,
+        batch,
+        device,
+    )?;
+    let fps = false_positives(
+        &data.split.valid,
+        &valid.scores,
+        &data.positive,
+        fp_threshold,
+    );
     let fp_indices: Vec<usize> = fps.iter().map(|fp| fp.hard_index).collect();
     let fp_features = embed(weak, &data.store, &fp_indices, batch, device)?;
-    let (pool_features, pool_scores) = embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
-    Ok(Query { false_positives: fps, fp_features, pool_features, pool_scores })
+    let (pool_features, pool_scores) =
+        embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
+    Ok(Query {
+        false_positives: fps,
+        fp_features,
+        pool_features,
+        pool_scores,
+    })
 }
 
 /// Selects pool patches for one mining configuration.
-pub fn mine_pool(query: &Query, mining: &MiningConfig, seed: u64) -> Result<Vec<MinedPatch>, PipelineError> {
+pub fn mine_pool(
+    query: &Query,
+    mining: &MiningConfig,
+    seed: u64,
+) -> Result<Vec<MinedPatch>, PipelineError> {
     let inputs = MiningInputs {
         query_features: &query.fp_features,
         pool_features: &query.pool_features,
@@ -183,7 +225,10 @@ pub fn mining_precision(data: &PreparedData, mined: &[MinedPatch]) -> Option<f64
     if mined.is_empty() {
         return None;
     }
-    let kinds: Option<Vec<PatchKind>> = mined.iter().map(|m| data.dataset.pool[m.pool_index].kind).collect();
+    let kinds: Option<Vec<PatchKind>> = mined
+        .iter()
+        .map(|m| data.dataset.pool[m.pool_index].kind)
+        .collect();
     let kinds = kinds?;
     Some(kinds.iter().filter(|&&k| k == PatchKind::Mimic).count() as f64 / kinds.len() as f64)
 }
@@ -220,9 +265,14 @@ pub fn run_pipeline(
     data: &PreparedData,
     on_event: &mut dyn FnMut(Stage, &MiningConfig, TrainEvent),
 ) -> Result<PipelineOutcome, PipelineError> {
-    let weak_label = MiningConfig { strategy: Strategy::None, ..MiningConfig::default() };
+    let weak_label = MiningConfig {
+        strategy: Strategy::None,
+        ..MiningConfig::default()
+    };
     let (weak_model, _, weak) =
-        train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |e| on_event(Stage::Weak, &weak_label, e))?;
+        train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |e| {
+            on_event(Stage::Weak, &weak_label, e)
+        })?;
     let (config, device, seed) = (spec.training, spec.device, spec.seed);
     // One query per distinct false-positive threshold (usually just one).
     let mut queries: Vec<(f64, Query)> = Vec::new();
@@ -230,13 +280,22 @@ pub fn run_pipeline(
     for mining in minings {
         if mining.strategy == Strategy::None {
             let strong = weak.clone();
-            strategies.push(StrategyOutcome { mining: mining.clone(), mined: Vec::new(), precision: None, strong, strong_trained: false });
+            strategies.push(StrategyOutcome {
+                mining: mining.clone(),
+                mined: Vec::new(),
+                precision: None,
+                strong,
+                strong_trained: false,
+            });
             continue;
         }
         let position = match queries.iter().position(|(t, _)| *t == mining.fp_threshold) {
             Some(position) => position,
             None => {
-                queries.push((mining.fp_threshold, query(&weak_model, data, config, mining.fp_threshold, device)?));
+                queries.push((
+                    mining.fp_threshold,
+                    query(&weak_model, data, config, mining.fp_threshold, device)?,
+                ));
                 queries.len() - 1
             }
         };
@@ -247,12 +306,27 @@ pub fn run_pipeline(
             (weak.clone(), false)
         } else {
             let train = strong_training_set(data, &mined);
-            let (_, _, strong) =
-                train_and_test(Stage::Strong, spec, data, &train, &mut |e| on_event(Stage::Strong, mining, e))?;
+            let (_, _, strong) = train_and_test(Stage::Strong, spec, data, &train, &mut |e| {
+                on_event(Stage::Strong, mining, e)
+            })?;
             (strong, true)
         };
-        strategies.push(StrategyOutcome { mining: mining.clone(), mined, precision, strong, strong_trained });
+        strategies.push(StrategyOutcome {
+            mining: mining.clone(),
+            mined,
+            precision,
+            strong,
+            strong_trained,
+        });
     }
-    let false_positives = queries.into_iter().next().map(|(_, q)| q.false_positives).unwrap_or_default();
-    Ok(PipelineOutcome { weak, false_positives, strategies })
+    let false_positives = queries
+        .into_iter()
+        .next()
+        .map(|(_, q)| q.false_positives)
+        .unwrap_or_default();
+    Ok(PipelineOutcome {
+        weak,
+        false_positives,
+        strategies,
+    })
 }

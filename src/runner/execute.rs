@@ -11,7 +11,8 @@ use crate::model::init::build_seeded;
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::pipeline::fp_query::FalsePositive;
 use crate::pipeline::{
-    mine_pool, mining_precision, query, strong_training_set, train_and_test, Query, Stage, TrainSpec,
+    mine_pool, mining_precision, query, strong_training_set, train_and_test, Query, Stage,
+    TrainSpec,
 };
 use crate::train::checkpoint::save_checkpoint;
 use crate::train::{EpochRecord, TrainEvent};
@@ -120,7 +121,11 @@ pub struct CellResult {
 pub type CellOutcomes = Vec<Option<Result<CellResult, String>>>;
 
 /// Runs the plan's cells; returns one outcome per cell.
-pub fn execute(plan: &Plan, options: &RunOptions, on_event: &(dyn Fn(RunEvent) + Sync)) -> CellOutcomes {
+pub fn execute(
+    plan: &Plan,
+    options: &RunOptions,
+    on_event: &(dyn Fn(RunEvent) + Sync),
+) -> CellOutcomes {
     let store = plan.store();
     let groups = plan.weak_groups(options.cells.as_ref());
     let outcomes: Mutex<CellOutcomes> = Mutex::new(vec![None; plan.cells.len()]);
@@ -132,7 +137,9 @@ pub fn execute(plan: &Plan, options: &RunOptions, on_event: &(dyn Fn(RunEvent) +
     std::thread::scope(|scope| {
         for _ in 0..jobs {
             scope.spawn(|| {
-                let pool = rayon::ThreadPoolBuilder::new().num_threads(threads_per_job).build();
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads_per_job)
+                    .build();
                 let pool = match pool {
                     Ok(pool) => pool,
                     Err(e) => {
@@ -146,11 +153,14 @@ pub fn execute(plan: &Plan, options: &RunOptions, on_event: &(dyn Fn(RunEvent) +
                     }
                     let group = {
                         let mut next = next.lock().expect("queue lock");
-                        let Some(group) = groups.get(*next) else { return };
+                        let Some(group) = groups.get(*next) else {
+                            return;
+                        };
                         *next += 1;
                         group.clone()
                     };
-                    let results = pool.install(|| run_group(plan, &group, &store, &data_cache, on_event));
+                    let results =
+                        pool.install(|| run_group(plan, &group, &store, &data_cache, on_event));
                     let mut all = outcomes.lock().expect("outcomes lock");
                     for (cell, result) in group.iter().zip(results) {
                         let error = result.as_ref().err().cloned();
@@ -175,7 +185,10 @@ struct DataCache {
 
 impl DataCache {
     fn get(&self, cell: &CellPlan, store: &ArtifactStore) -> Result<Arc<PreparedData>, String> {
-        let mut map = self.prepared.lock().map_err(|_| "data cache poisoned".to_string())?;
+        let mut map = self
+            .prepared
+            .lock()
+            .map_err(|_| "data cache poisoned".to_string())?;
         if let Some(data) = map.get(&cell.keys.split) {
             return Ok(data.clone());
         }
@@ -212,7 +225,8 @@ fn run_group(
     let first = &plan.cells[group[0]];
     let shared = (|| {
         let data = data_cache.get(first, store)?;
-        let model_config = ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
+        let model_config =
+            ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
         let mut weak_stage = WeakStage::new(first, store, data.clone(), model_config);
         weak_stage.record(on_event)?;
         Ok::<_, String>((data, weak_stage))
@@ -223,7 +237,10 @@ fn run_group(
     };
     group
         .iter()
-        .map(|&index| run_cell(&plan.cells[index], store, &data, &mut weak_stage, on_event).map_err(|e| e.to_string()))
+        .map(|&index| {
+            run_cell(&plan.cells[index], store, &data, &mut weak_stage, on_event)
+                .map_err(|e| e.to_string())
+        })
         .collect()
 }
 
@@ -240,8 +257,22 @@ struct WeakStage<'a> {
 }
 
 impl<'a> WeakStage<'a> {
-    fn new(cell: &'a CellPlan, store: &'a ArtifactStore, data: Arc<PreparedData>, model_config: ResNetConfig) -> Self {
-        Self { cell, store, data, model_config, record: None, cached: false, model: None, queries: HashMap::new() }
+    fn new(
+        cell: &'a CellPlan,
+        store: &'a ArtifactStore,
+        data: Arc<PreparedData>,
+        model_config: ResNetConfig,
+    ) -> Self {
+        Self {
+            cell,
+            store,
+            data,
+            model_config,
+            record: None,
+            cached: false,
+            model: None,
+            queries: HashMap::new(),
+        }
     }
 
     /// The weak model's record, training it if it is not in the cache.
@@ -252,13 +283,24 @@ impl<'a> WeakStage<'a> {
         let key = &self.cell.keys.weak;
         let cell = self.cell.index;
         if self.store.is_done("weak", key) {
-            on_event(RunEvent::Stage { cell, stage: "weak", cached: true });
+            on_event(RunEvent::Stage {
+                cell,
+                stage: "weak",
+                cached: true,
+            });
             self.cached = true;
-            let record: ModelRecord = self.store.read_json("weak", key, "model.json").map_err(|e| e.to_string())?;
+            let record: ModelRecord = self
+                .store
+                .read_json("weak", key, "model.json")
+                .map_err(|e| e.to_string())?;
             self.record = Some(record.clone());
             return Ok(record);
         }
-        on_event(RunEvent::Stage { cell, stage: "weak", cached: false });
+        on_event(RunEvent::Stage {
+            cell,
+            stage: "weak",
+            cached: false,
+        });
         let started = Instant::now();
         let config = &self.cell.config;
         let spec = TrainSpec {
@@ -273,7 +315,13 @@ impl<'a> WeakStage<'a> {
             spec,
             &self.data,
             &self.data.split.train,
-            &mut |event| on_event(RunEvent::Train { cell, stage: "weak", event }),
+            &mut |event| {
+                on_event(RunEvent::Train {
+                    cell,
+                    stage: "weak",
+                    event,
+                })
+            },
         )
         .map_err(|e| e.to_string())?;
         let record = ModelRecord {
@@ -286,8 +334,12 @@ impl<'a> WeakStage<'a> {
         };
         let dir = self.store.dir("weak", key);
         save_checkpoint(&varmap, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-        self.store.write_json("weak", key, "model.json", &record).map_err(|e| e.to_string())?;
-        self.store.mark_done("weak", key).map_err(|e| e.to_string())?;
+        self.store
+            .write_json("weak", key, "model.json", &record)
+            .map_err(|e| e.to_string())?;
+        self.store
+            .mark_done("weak", key)
+            .map_err(|e| e.to_string())?;
         self.model = Some(model);
         self.record = Some(record.clone());
         Ok(record)
@@ -296,29 +348,44 @@ impl<'a> WeakStage<'a> {
     /// The weak network (loaded from its checkpoint when it came from the cache).
     fn model(&mut self) -> Result<&ResNet, String> {
         if self.model.is_none() {
-            let (model, mut varmap) = build_seeded(&self.model_config, 0, &Device::Cpu).map_err(|e| e.to_string())?;
-            let path = self.store.dir("weak", &self.cell.keys.weak).join("model.safetensors");
-            varmap.load(&path).map_err(|e| format!("could not load '{}': {e}", path.display()))?;
+            let (model, mut varmap) =
+                build_seeded(&self.model_config, 0, &Device::Cpu).map_err(|e| e.to_string())?;
+            let path = self
+                .store
+                .dir("weak", &self.cell.keys.weak)
+                .join("model.safetensors");
+            varmap
+                .load(&path)
+                .map_err(|e| format!("could not load '{}': {e}", path.display()))?;
             self.model = Some(model);
         }
         Ok(self.model.as_ref().expect("set above"))
     }
 
     /// The false-positive query at a cell's threshold (from the cache when done).
-    fn query(&mut self, cell: &CellPlan, on_event: &(dyn Fn(RunEvent) + Sync)) -> Result<(Arc<Query>, bool), String> {
+    fn query(
+        &mut self,
+        cell: &CellPlan,
+        on_event: &(dyn Fn(RunEvent) + Sync),
+    ) -> Result<(Arc<Query>, bool), String> {
         let key = cell.keys.query.clone();
         if let Some(query) = self.queries.get(&key) {
             return Ok((query.clone(), true));
         }
         let cached = self.store.is_done("query", &key);
-        on_event(RunEvent::Stage { cell: cell.index, stage: "query", cached });
+        on_event(RunEvent::Stage {
+            cell: cell.index,
+            stage: "query",
+            cached,
+        });
         let query = if cached {
             load_query(self.store, &key)?
         } else {
             let training = cell.config.training.clone();
             let threshold = cell.config.mining.fp_threshold;
             let data = self.data.clone();
-            let query = query(self.model()?, &data, &training, threshold, &Device::Cpu).map_err(|e| e.to_string())?;
+            let query = query(self.model()?, &data, &training, threshold, &Device::Cpu)
+                .map_err(|e| e.to_string())?;
             save_query(self.store, &key, &query)?;
             query
         };
@@ -336,12 +403,20 @@ fn save_query(store: &ArtifactStore, key: &str, query: &Query) -> Result<(), Str
     ]
     .into();
     let path = dir.join("features.safetensors");
-    std::fs::create_dir_all(&dir).map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
     let tmp = dir.join("features.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp).map_err(|e| format!("could not write '{}': {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path).map_err(|e| format!("could not write '{}': {e}", path.display()))?;
-    let record = QueryRecord { false_positives: query.false_positives.clone(), pool_scores: query.pool_scores.clone() };
-    store.write_json("query", key, "query.json", &record).map_err(|e| e.to_string())?;
+    candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| format!("could not write '{}': {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
+    let record = QueryRecord {
+        false_positives: query.false_positives.clone(),
+        pool_scores: query.pool_scores.clone(),
+    };
+    store
+        .write_json("query", key, "query.json", &record)
+        .map_err(|e| e.to_string())?;
     store.mark_done("query", key).map_err(|e| e.to_string())
 }
 
@@ -349,11 +424,22 @@ fn load_query(store: &ArtifactStore, key: &str) -> Result<Query, String> {
     let path = store.dir("query", key).join("features.safetensors");
     let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)
         .map_err(|e| format!("could not read '{}': {e}", path.display()))?;
-    let mut take = |name: &str| tensors.remove(name).ok_or_else(|| format!("'{}' lacks {name}", path.display()));
+    let mut take = |name: &str| {
+        tensors
+            .remove(name)
+            .ok_or_else(|| format!("'{}' lacks {name}", path.display()))
+    };
     let fp_features = take("fp_features")?;
     let pool_features = take("pool_features")?;
-    let record: QueryRecord = store.read_json("query", key, "query.json").map_err(|e| e.to_string())?;
-    Ok(Query { false_positives: record.false_positives, fp_features, pool_features, pool_scores: record.pool_scores })
+    let record: QueryRecord = store
+        .read_json("query", key, "query.json")
+        .map_err(|e| e.to_string())?;
+    Ok(Query {
+        false_positives: record.false_positives,
+        fp_features,
+        pool_features,
+        pool_scores: record.pool_scores,
+    })
 }
 
 /// Runs (or reuses) the query, mining and strong stages of one cell.
@@ -372,7 +458,11 @@ fn run_cell(
     let (mined, false_positives) = if cell.mines() {
         let key = &cell.keys.mining;
         if store.is_done("mining", key) {
-            on_event(RunEvent::Stage { cell: cell.index, stage: "mining", cached: true });
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "mining",
+                cached: true,
+            });
             cache_hits.push("mining");
             let stored: MiningRecord = store.read_json("mining", key, "mined.json")?;
             (stored.mined, stored.false_positives)
@@ -381,9 +471,17 @@ fn run_cell(
             if cached {
                 cache_hits.push("query");
             }
-            on_event(RunEvent::Stage { cell: cell.index, stage: "mining", cached: false });
-            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config)).map_err(|e| e.to_string())?;
-            let record = MiningRecord { mined, false_positives: query.false_positives.len() };
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "mining",
+                cached: false,
+            });
+            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))
+                .map_err(|e| e.to_string())?;
+            let record = MiningRecord {
+                mined,
+                false_positives: query.false_positives.len(),
+            };
             store.write_json("mining", key, "mined.json", &record)?;
             store.mark_done("mining", key)?;
             (record.mined, record.false_positives)
@@ -397,11 +495,19 @@ fn run_cell(
         let pool_indices: Vec<usize> = mined.iter().map(|m| m.pool_index).collect();
         let key = cell.keys.strong(&pool_indices);
         if store.is_done("strong", &key) {
-            on_event(RunEvent::Stage { cell: cell.index, stage: "strong", cached: true });
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "strong",
+                cached: true,
+            });
             cache_hits.push("strong");
             (store.read_json("strong", &key, "model.json")?, true)
         } else {
-            on_event(RunEvent::Stage { cell: cell.index, stage: "strong", cached: false });
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "strong",
+                cached: false,
+            });
             let started = Instant::now();
             let train = strong_training_set(data, &mined);
             let config = &cell.config;
@@ -412,13 +518,13 @@ fn run_cell(
                 seed: training_seed(config),
                 device: &Device::Cpu,
             };
-            let (_, _, outcome) = train_and_test(
-                Stage::Strong,
-                spec,
-                data,
-                &train,
-                &mut |event| on_event(RunEvent::Train { cell: cell.index, stage: "strong", event }),
-            )
+            let (_, _, outcome) = train_and_test(Stage::Strong, spec, data, &train, &mut |event| {
+                on_event(RunEvent::Train {
+                    cell: cell.index,
+                    stage: "strong",
+                    event,
+                })
+            })
             .map_err(|e| e.to_string())?;
             let record = ModelRecord {
                 test_scores: outcome.test.scores,
@@ -434,8 +540,16 @@ fn run_cell(
         }
     };
     let test_labels = data.split.test.iter().map(|&i| data.positive[i]).collect();
-    let test_paths = data.split.test.iter().map(|&i| path_string(&data.patch(i).path)).collect();
-    let mined_paths = mined.iter().map(|m| path_string(&data.dataset.pool[m.pool_index].path)).collect();
+    let test_paths = data
+        .split
+        .test
+        .iter()
+        .map(|&i| path_string(&data.patch(i).path))
+        .collect();
+    let mined_paths = mined
+        .iter()
+        .map(|m| path_string(&data.dataset.pool[m.pool_index].path))
+        .collect();
     Ok(CellResult {
         mimic_fraction: mining_precision(data, &mined),
         weak,

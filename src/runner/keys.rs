@@ -47,7 +47,8 @@ impl StageKeys {
             Some(path) => json!({ "path": path }),
             None => json!({ "synthetic": config.data.synthetic }),
         };
-        let data = content_key(&json!({ "source": data_source, "image_size": config.data.image_size }));
+        let data =
+            content_key(&json!({ "source": data_source, "image_size": config.data.image_size }));
         let mut split_spec = config.data.split.clone();
         if split_spec.folds.is_some() {
             split_spec.fold = config.replicate.fold;
@@ -63,14 +64,21 @@ impl StageKeys {
             "training": config.training,
             "seed": training_seed(config),
         }));
-        let query = content_key(&json!({ "weak": weak, "fp_threshold": config.mining.fp_threshold }));
+        let query =
+            content_key(&json!({ "weak": weak, "fp_threshold": config.mining.fp_threshold }));
         let mining = content_key(&json!({
             "query": query,
             "strategy": config.mining.strategy,
             "num_query": config.mining.num_query,
             "max_mined": config.mining.max_mined,
         }));
-        Self { data, split, weak, query, mining }
+        Self {
+            data,
+            split,
+            weak,
+            query,
+            mining,
+        }
     }
 
     /// The strong model's key: the weak model's settings plus the mined set.
@@ -111,10 +119,13 @@ mod tests {
         // The fold replicate matters only with folds.
         assert_eq!(original, key(&|c| c.replicate.fold = 2));
         let with_folds = key(&|c| c.data.split.folds = Some(3));
-        assert_ne!(with_folds, key(&|c| {
-            c.data.split.folds = Some(3);
-            c.replicate.fold = 2;
-        }));
+        assert_ne!(
+            with_folds,
+            key(&|c| {
+                c.data.split.folds = Some(3);
+                c.replicate.fold = 2;
+            })
+        );
     }
 
     #[test]

@@ -39,19 +39,35 @@ pub struct RunLock {
 impl RunLock {
     /// Takes the lock of output folder `dir`.
     pub fn acquire(dir: &Path) -> Result<Self, LockError> {
-        std::fs::create_dir_all(dir).map_err(|source| LockError::Io { path: dir.into(), source })?;
+        std::fs::create_dir_all(dir).map_err(|source| LockError::Io {
+            path: dir.into(),
+            source,
+        })?;
         let path = dir.join(".ablate.lock");
         for _ in 0..2 {
-            match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
+            match std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+            {
                 Ok(mut file) => {
-                    write!(file, "{}", std::process::id()).map_err(|source| LockError::Io { path: path.clone(), source })?;
+                    write!(file, "{}", std::process::id()).map_err(|source| LockError::Io {
+                        path: path.clone(),
+                        source,
+                    })?;
                     return Ok(Self { path });
                 }
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let owner = std::fs::read_to_string(&path).ok().and_then(|s| s.trim().parse::<u32>().ok());
+                    let owner = std::fs::read_to_string(&path)
+                        .ok()
+                        .and_then(|s| s.trim().parse::<u32>().ok());
                     match owner {
                         Some(pid) if process_alive(pid) => {
-                            return Err(LockError::Busy { pid, dir: dir.into(), lock: path });
+                            return Err(LockError::Busy {
+                                pid,
+                                dir: dir.into(),
+                                lock: path,
+                            });
                         }
                         // Stale (owner gone) or unreadable: remove and retry once.
                         _ => {
@@ -62,7 +78,10 @@ impl RunLock {
                 Err(source) => return Err(LockError::Io { path, source }),
             }
         }
-        Err(LockError::Io { path, source: std::io::Error::other("lock file keeps reappearing") })
+        Err(LockError::Io {
+            path,
+            source: std::io::Error::other("lock file keeps reappearing"),
+        })
     }
 }
 
@@ -91,7 +110,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let lock = RunLock::acquire(dir.path()).unwrap();
         let error = RunLock::acquire(dir.path()).unwrap_err().to_string();
-        assert!(error.contains(&format!("process {}", std::process::id())), "{error}");
+        assert!(
+            error.contains(&format!("process {}", std::process::id())),
+            "{error}"
+        );
         drop(lock);
         // A lock whose owner does not exist (pid beyond pid_max) is stale.
         std::fs::write(dir.path().join(".ablate.lock"), "4194305").unwrap();

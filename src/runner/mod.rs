@@ -62,20 +62,39 @@ pub fn run_experiment(
     let out = &plan.output;
     let write = |file: &str, bytes: Result<Vec<u8>, csv::Error>| {
         let path = out.join(file);
-        let bytes = bytes.map_err(|e| RunError::Write { path: path.clone(), message: e.to_string() })?;
-        write_atomic(&path, &bytes).map_err(|e| RunError::Write { path, message: e.to_string() })
+        let bytes = bytes.map_err(|e| RunError::Write {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        write_atomic(&path, &bytes).map_err(|e| RunError::Write {
+            path,
+            message: e.to_string(),
+        })
     };
     write("results.csv", results::results_csv(plan, &outcomes))?;
     write("runs.csv", results::runs_csv(plan, &outcomes))?;
-    results::write_cell_files(out, plan, &outcomes)
-        .map_err(|e| RunError::Write { path: out.join("cells"), message: e.to_string() })?;
+    results::write_cell_files(out, plan, &outcomes).map_err(|e| RunError::Write {
+        path: out.join("cells"),
+        message: e.to_string(),
+    })?;
     let manifest = Manifest::new(plan, options.threads, options.jobs, started);
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     write("manifest.json", Ok(json))?;
-    write_atomic(&out.join("experiment.toml"), plan.experiment.text.as_bytes())
-        .map_err(|e| RunError::Write { path: out.join("experiment.toml"), message: e.to_string() })?;
-    let mut summary =
-        RunSummary { succeeded: 0, failed: Vec::new(), skipped: 0, counts, output: out.clone() };
+    write_atomic(
+        &out.join("experiment.toml"),
+        plan.experiment.text.as_bytes(),
+    )
+    .map_err(|e| RunError::Write {
+        path: out.join("experiment.toml"),
+        message: e.to_string(),
+    })?;
+    let mut summary = RunSummary {
+        succeeded: 0,
+        failed: Vec::new(),
+        skipped: 0,
+        counts,
+        output: out.clone(),
+    };
     for (index, outcome) in outcomes.iter().enumerate() {
         match outcome {
             Some(Ok(_)) => summary.succeeded += 1,

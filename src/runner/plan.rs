@@ -79,7 +79,11 @@ impl Plan {
                 keys: StageKeys::of(config),
             })
             .collect();
-        Self { experiment, output, cells }
+        Self {
+            experiment,
+            output,
+            cells,
+        }
     }
 
     /// The artifact store of this plan.
@@ -106,7 +110,12 @@ impl Plan {
     pub fn counts(&self) -> PlanCounts {
         let store = self.store();
         let weak: BTreeSet<&str> = self.cells.iter().map(|c| c.keys.weak.as_str()).collect();
-        let strong: BTreeSet<&str> = self.cells.iter().filter(|c| c.mines()).map(|c| c.keys.mining.as_str()).collect();
+        let strong: BTreeSet<&str> = self
+            .cells
+            .iter()
+            .filter(|c| c.mines())
+            .map(|c| c.keys.mining.as_str())
+            .collect();
         PlanCounts {
             cells: self.cells.len(),
             naive_trainings: self.cells.len() + self.cells.iter().filter(|c| c.mines()).count(),

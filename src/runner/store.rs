@@ -62,14 +62,25 @@ impl ArtifactStore {
     }
 
     /// Writes a JSON artifact atomically.
-    pub fn write_json(&self, stage: &str, key: &str, file: &str, value: &impl Serialize) -> Result<(), StoreError> {
+    pub fn write_json(
+        &self,
+        stage: &str,
+        key: &str,
+        file: &str,
+        value: &impl Serialize,
+    ) -> Result<(), StoreError> {
         let path = self.dir(stage, key).join(file);
         let bytes = serde_json::to_vec_pretty(value).expect("artifacts serialise");
         write_atomic(&path, &bytes).map_err(|source| StoreError::Io { path, source })
     }
 
     /// Reads a JSON artifact.
-    pub fn read_json<T: DeserializeOwned>(&self, stage: &str, key: &str, file: &str) -> Result<T, StoreError> {
+    pub fn read_json<T: DeserializeOwned>(
+        &self,
+        stage: &str,
+        key: &str,
+        file: &str,
+    ) -> Result<T, StoreError> {
         let path = self.dir(stage, key).join(file);
         read_json(&path)
     }
@@ -77,8 +88,14 @@ impl ArtifactStore {
 
 /// Reads and parses a JSON file.
 pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<T, StoreError> {
-    let bytes = std::fs::read(path).map_err(|source| StoreError::Io { path: path.into(), source })?;
-    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt { path: path.into(), message: e.to_string() })
+    let bytes = std::fs::read(path).map_err(|source| StoreError::Io {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.into(),
+        message: e.to_string(),
+    })
 }
 
 #[cfg(test)]
@@ -90,14 +107,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = ArtifactStore::new(dir.path());
         assert!(!store.is_done("weak", "abc"));
-        store.write_json("weak", "abc", "x.json", &vec![0.1f64, 1.0 / 3.0]).unwrap();
-        assert!(!store.is_done("weak", "abc"), "files alone do not finish a stage");
+        store
+            .write_json("weak", "abc", "x.json", &vec![0.1f64, 1.0 / 3.0])
+            .unwrap();
+        assert!(
+            !store.is_done("weak", "abc"),
+            "files alone do not finish a stage"
+        );
         store.mark_done("weak", "abc").unwrap();
         assert!(store.is_done("weak", "abc"));
         let back: Vec<f64> = store.read_json("weak", "abc", "x.json").unwrap();
         assert_eq!(back, vec![0.1, 1.0 / 3.0]);
         std::fs::write(store.dir("weak", "abc").join("x.json"), b"{").unwrap();
-        let error = store.read_json::<Vec<f64>>("weak", "abc", "x.json").unwrap_err().to_string();
-        assert!(error.contains("corrupt artifact") && error.contains("x.json"), "{error}");
+        let error = store
+            .read_json::<Vec<f64>>("weak", "abc", "x.json")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("corrupt artifact") && error.contains("x.json"),
+            "{error}"
+        );
     }
 }

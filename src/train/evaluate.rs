@@ -39,7 +39,11 @@ pub fn evaluate(
             scores.push(log_p1.exp());
         }
     }
-    let loss = if indices.is_empty() { f64::NAN } else { loss_sum / indices.len() as f64 };
+    let loss = if indices.is_empty() {
+        f64::NAN
+    } else {
+        loss_sum / indices.len() as f64
+    };
     Ok(Evaluation { scores, loss })
 }
 
@@ -71,7 +75,11 @@ pub fn embed_and_score(
         let images = make_batch(store, chunk, None, device)?;
         let features = model.forward_features(&images, false)?;
         let logits = model.head(&features)?;
-        scores.extend(logits_rows(&logits)?.iter().map(|row| log_softmax2(row).1.exp()));
+        scores.extend(
+            logits_rows(&logits)?
+                .iter()
+                .map(|row| log_softmax2(row).1.exp()),
+        );
         parts.push(features);
     }
     Ok((Tensor::cat(&parts, 0)?, scores))
@@ -91,7 +99,11 @@ pub fn embed(
         parts.push(model.forward_features(&images, false)?);
     }
     match parts.is_empty() {
-        true => Tensor::zeros((0, model.config().feature_dim()), candle_core::DType::F32, device),
+        true => Tensor::zeros(
+            (0, model.config().feature_dim()),
+            candle_core::DType::F32,
+            device,
+        ),
         false => Tensor::cat(&parts, 0),
     }
 }

@@ -12,6 +12,7 @@ use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
 use crate::data::images::ImageStore;
 use crate::metrics::ranking::roc_auc;
 use crate::model::init::build_seeded;
+use crate::model::pretrained::load_pretrained;
 use crate::model::resnet::{trainable_vars, ResNet, ResNetConfig};
 use crate::seed;
 use candle_core::{Device, Tensor};
@@ -20,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;
-use crate::model::pretrained::load_pretrained;
 
 /// Why a training run failed.
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +149,20 @@ pub fn train_model(
     let trainable = trainable_vars(&varmap);
     let mut optimizer = AdamW::new(
         trainable,
-        ParamsAdamW { lr: config.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        ParamsAdamW {
+            lr: config.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
     )?;
-    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let steps_per_epoch = batches(data.train.len(), config.batch_size);
+    if steps_per_epoch == 0 {
+        return Err(TrainError::EmptySet(
+            "training (a single patch cannot form a batch)",
+        ));
+    }
     let schedule = CosineSchedule {
         base_lr: config.lr,
         min_lr: config.min_lr,
@@ -165,17 +176,39 @@ pub fn train_model(
     let mut global_step = 0;
     for epoch in 1..=config.epochs {
         let started = Instant::now();
-        on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, steps: steps_per_epoch });
-        let order = epoch_order(config.sampling, data.train, &train_positive, seed, epoch as u64);
+        on_event(TrainEvent::EpochStart {
+            epoch,
+            epochs: config.epochs,
+            steps: steps_per_epoch,
+        });
+        let order = epoch_order(
+            config.sampling,
+            data.train,
+            &train_positive,
+            seed,
+            epoch as u64,
+        );
         let mut loss_sum = 0.0;
-        for (step, batch) in order.chunks(config.batch_size).enumerate() {
+        for (step, batch) in order
+            .chunks(config.batch_size)
+            .take(steps_per_epoch)
+            .enumerate()
+        {
             let lr = schedule.rate(global_step);
             optimizer.set_learning_rate(lr);
-            let augment = config
-                .augment
-                .then_some((&config.augmentation, AugmentSeed { seed, epoch: epoch as u64, first_draw: (step * config.batch_size) as u64 }));
+            let augment = config.augment.then_some((
+                &config.augmentation,
+                AugmentSeed {
+                    seed,
+                    epoch: epoch as u64,
+                    first_draw: (step * config.batch_size) as u64,
+                },
+            ));
             let images = make_batch(data.store, batch, augment, device)?;
-            let targets: Vec<usize> = batch.iter().map(|&i| usize::from(data.positive[i])).collect();
+            let targets: Vec<usize> = batch
+                .iter()
+                .map(|&i| usize::from(data.positive[i]))
+                .collect();
             let targets = labels_tensor(&targets, device)?;
             let logits = model.forward_t(&images, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
@@ -188,7 +221,14 @@ pub fn train_model(
             global_step += 1;
             on_event(TrainEvent::Step { loss: value });
         }
-        let valid = evaluate(&model, data.store, data.positive, data.valid, config.eval_batch_size, device)?;
+        let valid = evaluate(
+            &model,
+            data.store,
+            data.positive,
+            data.valid,
+            config.eval_batch_size,
+            device,
+        )?;
         let valid_auroc = roc_auc(&valid_labels, &valid.scores).unwrap_or(f64::NAN);
         let improved = best.as_ref().is_none_or(|(loss, _, _)| valid.loss < *loss);
         if improved {
@@ -208,13 +248,27 @@ pub fn train_model(
     }
     let (_, best_epoch, weights) = best.expect("at least one epoch ran");
     restore(&varmap, &weights)?;
-    Ok(TrainedModel { model, varmap, history, best_epoch })
+    Ok(TrainedModel {
+        model,
+        varmap,
+        history,
+        best_epoch,
+    })
+}
+
+/// Optimiser steps per epoch: a final batch of a single sample is dropped,
+/// since train-mode batch norm cannot normalise one sample whose last
+/// feature map is 1x1 (PyTorch raises there).
+fn batches(samples: usize, batch_size: usize) -> usize {
+    samples / batch_size + usize::from(samples % batch_size >= 2)
 }
 
 /// A copy of every variable's current value.
 fn snapshot(varmap: &VarMap) -> candle_core::Result<BTreeMap<String, Tensor>> {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
 }
 
 /// Puts snapshot values back into the variables.
@@ -226,4 +280,18 @@ fn restore(varmap: &VarMap, weights: &BTreeMap<String, Tensor>) -> candle_core::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn a_trailing_single_sample_is_dropped() {
+        assert_eq!(batches(64, 32), 2);
+        assert_eq!(batches(65, 32), 2);
+        assert_eq!(batches(66, 32), 3);
+        assert_eq!(batches(1, 32), 0);
+        assert_eq!(batches(5, 32), 1);
+    }
 }

@@ -14,7 +14,11 @@ pub fn ablate() -> Command {
 
 /// Runs `ablate` with `args` in `dir` and returns its output, failing the test on a non-zero exit.
 pub fn run_ok(dir: &Path, args: &[&str]) -> Output {
-    let output = ablate().args(args).current_dir(dir).output().expect("ablate runs");
+    let output = ablate()
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("ablate runs");
     assert!(
         output.status.success(),
         "ablate {args:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
@@ -59,7 +63,10 @@ pub fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
                 walk(root, &path, out);
             } else {
                 let bytes = std::fs::read(&path).expect("readable file");
-                out.push((path.strip_prefix(root).expect("under root").to_path_buf(), bytes));
+                out.push((
+                    path.strip_prefix(root).expect("under root").to_path_buf(),
+                    bytes,
+                ));
             }
         }
     }
