@@ -39,9 +39,12 @@ pub struct ExperimentConfig {
     /// Replicate values of the cell (set by `[matrix] seeds/folds`).
     #[serde(default)]
     pub replicate: Replicate,
-    /// The axes of the experiment (see [`super::matrix`]); empty in a cell's settings.
+    /// The axes of the experiment (see [`super::matrix`]).
     #[serde(default, skip_serializing)]
     pub matrix: Option<toml::Table>,
+    /// Report settings (`metrics = [...]`, `roc_cell = N`), read by `ablate report`.
+    #[serde(default, skip_serializing)]
+    pub report: Option<toml::Table>,
 }
 
 /// Replicate indices of a cell.

@@ -330,3 +330,76 @@ pub fn run_pipeline(
         strategies,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::prepare::{prepare, SplitSpec};
+    use crate::data::subsample::Subsample;
+    use crate::data::synth::{generate, SynthConfig};
+    use std::collections::BTreeSet;
+
+    fn tiny_data(dir: &Path) -> PreparedData {
+        let synth = SynthConfig {
+            size: 32,
+            hard_patches: 120,
+            hard_slides: 8,
+            pool_patches: 80,
+            pool_slides: 4,
+            seed: 2,
+            ..SynthConfig::default()
+        };
+        generate(&synth, dir).unwrap();
+        prepare(dir, 32, &SplitSpec::default(), &Subsample::All).unwrap()
+    }
+
+    fn run(data: &PreparedData) -> PipelineOutcome {
+        let model = ResNetConfig::from_name("resnet10-w8", 2).unwrap();
+        let training = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::default() };
+        let spec = TrainSpec { model: &model, pretrained: None, training: &training, seed: 1, device: &Device::Cpu };
+        // Threshold 0 makes every validation negative a false positive, so mining always finds patches.
+        let minings: Vec<MiningConfig> = [Strategy::None, Strategy::KnnL2, Strategy::Random]
+            .into_iter()
+            .map(|strategy| MiningConfig { strategy, num_query: 3, fp_threshold: 0.0, max_mined: None })
+            .collect();
+        run_pipeline(spec, &minings, data, &mut |_, _, _| {}).unwrap()
+    }
+
+    #[test]
+    fn mined_patches_join_training_only_and_models_share_the_test_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let outcome = run(&data);
+        let held_out: BTreeSet<usize> = data.split.valid.iter().chain(&data.split.test).copied().collect();
+        assert!(!outcome.false_positives.is_empty());
+        for strategy in &outcome.strategies {
+            let train = strong_training_set(&data, &strategy.mined);
+            assert!(train.iter().all(|i| !held_out.contains(i)), "{}: mined into valid/test", strategy.mining.strategy);
+            let mined: Vec<usize> = train.iter().copied().filter(|&i| i >= data.pool_offset).collect();
+            assert_eq!(mined.len(), strategy.mined.len());
+            // Weak and strong are scored on the same test patches, in the same order.
+            assert_eq!(strategy.strong.test.scores.len(), data.split.test.len());
+            assert_eq!(strategy.strong.train_size, data.split.train.len() + strategy.mined.len());
+        }
+        assert_eq!(outcome.weak.test.scores.len(), data.split.test.len());
+        let none = &outcome.strategies[0];
+        assert!(!none.strong_trained && none.mined.is_empty());
+        assert_eq!(none.strong.test.scores, outcome.weak.test.scores);
+        let (knn, random) = (&outcome.strategies[1], &outcome.strategies[2]);
+        assert!(knn.strong_trained && !knn.mined.is_empty());
+        assert_eq!(random.mined.len(), knn.mined.len(), "the random control draws as many as kNN mines");
+        assert_ne!(knn.strong.test.scores, outcome.weak.test.scores);
+    }
+
+    #[test]
+    fn reruns_are_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let (a, b) = (run(&data), run(&data));
+        assert_eq!(a.weak.test.scores, b.weak.test.scores);
+        for (x, y) in a.strategies.iter().zip(&b.strategies) {
+            assert_eq!(x.mined, y.mined);
+            assert_eq!(x.strong.test.scores, y.strong.test.scores);
+        }
+    }
+}

@@ -238,10 +238,44 @@ fn run_group(
     group
         .iter()
         .map(|&index| {
-            run_cell(&plan.cells[index], store, &data, &mut weak_stage, on_event)
-                .map_err(|e| e.to_string())
+            let cell = &plan.cells[index];
+            let result = run_cell(cell, store, &data, &mut weak_stage, on_event).map_err(|e| e.to_string())?;
+            if cell.mines() {
+                let query = load_query(store, &cell.keys.query)?;
+                let path = plan.output.join("cells").join(cell.index.to_string()).join("embedding.csv");
+                write_embedding(&path, &data, &query, &result.mined)?;
+            }
+            Ok(result)
         })
         .collect()
+}
+
+/// Writes the pool and false-positive features of a mining cell with each
+/// patch's role (`pool`, `mined`, `fp`) and true kind, for the report's projection.
+fn write_embedding(path: &std::path::Path, data: &PreparedData, query: &Query, mined: &[MinedPatch]) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("could not write '{}': {e}", path.display());
+    let pool: Vec<Vec<f32>> = query.pool_features.to_vec2().map_err(|e| fail(&e))?;
+    let fps: Vec<Vec<f32>> = query.fp_features.to_vec2().map_err(|e| fail(&e))?;
+    let dims = pool.first().map_or(0, Vec::len);
+    let mined: BTreeSet<usize> = mined.iter().map(|m| m.pool_index).collect();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["path".to_string(), "kind".into(), "role".into()];
+    header.extend((0..dims).map(|d| format!("x{d}")));
+    writer.write_record(&header).map_err(|e| fail(&e))?;
+    let mut write_row = |patch: &crate::data::Patch, role: &str, features: &[f32]| {
+        let mut row = vec![path_string(&patch.path), patch.kind.map_or(String::new(), |k| k.name().to_string()), role.to_string()];
+        row.extend(features.iter().map(|v| v.to_string()));
+        writer.write_record(&row)
+    };
+    for (j, features) in pool.iter().enumerate() {
+        let role = if mined.contains(&j) { "mined" } else { "pool" };
+        write_row(&data.dataset.pool[j], role, features).map_err(|e| fail(&e))?;
+    }
+    for (fp, features) in query.false_positives.iter().zip(&fps) {
+        write_row(&data.dataset.hard[fp.hard_index], "fp", features).map_err(|e| fail(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| fail(&e.to_string()))?;
+    crate::io::write_atomic(path, &bytes).map_err(|e| fail(&e))
 }
 
 /// The weak model of a group: its record, and the network when needed.
