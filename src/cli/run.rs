@@ -128,5 +128,69 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         groups.len()
     );
+    match estimate_seconds(&plan) {
+        Ok(seconds) => println!(
+            "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
+             cached stages excluded)",
+            human_duration(seconds)
+        ),
+        Err(e) => println!("no time estimate: {e:#}"),
+    }
     Ok(0)
+}
+
+/// Rough wall time of the plan's remaining trainings: a measured training
+/// speed per (model, image size, batch), times the images each training
+/// visits (evaluation counted at a third of a training step's cost).
+fn estimate_seconds(plan: &Plan) -> Result<f64> {
+    use crate::model::resnet::ResNetConfig;
+    use crate::train::throughput::training_images_per_second;
+    let store = plan.store();
+    let mut speeds: std::collections::HashMap<(String, u32, usize), f64> = Default::default();
+    let mut seen = BTreeSet::new();
+    let mut total = 0.0;
+    for cell in &plan.cells {
+        let c = &cell.config;
+        let key = (c.model.name.clone(), c.data.image_size, c.training.batch_size);
+        let speed = match speeds.get(&key) {
+            Some(&speed) => speed,
+            None => {
+                let model = ResNetConfig::from_name(&c.model.name, 2)?;
+                let speed = training_images_per_second(
+                    &model,
+                    c.data.image_size as usize,
+                    c.training.batch_size,
+                    1,
+                    2,
+                    &candle_core::Device::Cpu,
+                )?;
+                speeds.insert(key, speed);
+                speed
+            }
+        };
+        let hard = match &c.data.path {
+            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR)).map(|d| d.count()).unwrap_or(0),
+            None => c.data.synthetic.hard_patches,
+        } as f64;
+        let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
+        let eval = hard - train;
+        let per_training = (c.training.epochs as f64 * (train + eval / 3.0)) / speed;
+        if seen.insert(cell.keys.weak.clone()) && !store.is_done("weak", &cell.keys.weak) {
+            total += per_training;
+        }
+        if cell.mines() && !store.is_done("mining", &cell.keys.mining) {
+            total += per_training * 1.15;
+        }
+    }
+    Ok(total)
+}
+
+/// `1 h 02 min`, `3 min 20 s`, `12 s`.
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
 }
