@@ -13,6 +13,7 @@ use super::cpu::dense_f32;
 use super::gemm::{matmul, Mat, MatMut};
 use super::geometry::ConvGeometry;
 use super::im2col::{batch_to_blocks, blocks_to_batch, col2im, im2col};
+use super::scratch::with_scratch;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 
 /// Output pixels per GEMM for the forward and input-gradient products.
@@ -28,7 +29,9 @@ const WEIGHT_GRAD_TARGET_COLS: usize = 4096;
 /// (note the argument order: stride before padding, as in PyTorch's layer
 /// constructors). On the CPU with f32 operands it runs the im2col/GEMM custom
 /// op with its own backward pass; on other devices or dtypes it calls
-/// candle's `Tensor::conv2d`.
+/// candle's `Tensor::conv2d`. Unlike candle 0.11.1's conv2d backward, the
+/// fast path also differentiates strided convolutions of non-square inputs
+/// whose height and width leave different remainders.
 pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
     let fast =
         input.device().is_cpu() && input.dtype() == DType::F32 && weight.dtype() == DType::F32;
@@ -182,39 +185,44 @@ fn chunks(n: usize, per_chunk: usize) -> impl Iterator<Item = (usize, usize)> {
         .map(move |n0| (n0, per_chunk.min(n - n0)))
 }
 
+/// Floats of scratch for `rows x (images_per_chunk * out_pixels)` unless
+/// the chunk needs no such buffer (`needed` false).
+fn buffer_len(g: &ConvGeometry, rows: usize, per_chunk: usize, needed: bool) -> usize {
+    if needed {
+        rows * per_chunk * g.out_pixels()
+    } else {
+        0
+    }
+}
+
 /// Forward pass: `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
 fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
-    let mut out = vec![0.0f32; g.n * g.k * p];
-    let mut col = vec![0.0f32; if direct { 0 } else { pl * per_chunk * p }];
-    let mut stacked = vec![
-        0.0f32;
-        if per_chunk > 1 {
-            g.k * per_chunk * p
-        } else {
-            0
-        }
-    ];
+    let col_len = buffer_len(g, pl, per_chunk, !direct);
+    let stacked_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight = Mat::dense(w, g.k, pl);
-    for (n0, nb) in chunks(g.n, per_chunk) {
-        let cols = nb * p;
-        let col_mat = if direct {
-            Mat::dense(&x[n0 * chw..][..chw], pl, p)
-        } else {
-            im2col(g, x, n0, nb, &mut col[..pl * cols]);
-            Mat::dense(&col, pl, cols)
-        };
-        let out_chunk = &mut out[n0 * g.k * p..][..nb * g.k * p];
-        if nb == 1 {
-            matmul(MatMut::dense(out_chunk, g.k, p), weight, col_mat, false);
-        } else {
-            let stacked = &mut stacked[..g.k * cols];
-            matmul(MatMut::dense(stacked, g.k, cols), weight, col_mat, false);
-            blocks_to_batch(stacked, g.k, p, nb, out_chunk);
+    let mut out = vec![0.0f32; g.n * g.k * p];
+    with_scratch(col_len, stacked_len, |col, stacked| {
+        for (n0, nb) in chunks(g.n, per_chunk) {
+            let cols = nb * p;
+            let col_mat = if direct {
+                Mat::dense(&x[n0 * chw..][..chw], pl, p)
+            } else {
+                im2col(g, x, n0, nb, &mut col[..pl * cols]);
+                Mat::dense(col, pl, cols)
+            };
+            let out_chunk = &mut out[n0 * g.k * p..][..nb * g.k * p];
+            if nb == 1 {
+                matmul(MatMut::dense(out_chunk, g.k, p), weight, col_mat, false);
+            } else {
+                let stacked = &mut stacked[..g.k * cols];
+                matmul(MatMut::dense(stacked, g.k, cols), weight, col_mat, false);
+                blocks_to_batch(stacked, g.k, p, nb, out_chunk);
+            }
         }
-    }
+    });
     out
 }
 
@@ -242,28 +250,23 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
-    let mut dx = vec![0.0f32; g.n * chw];
-    let mut dcol = vec![0.0f32; if direct { 0 } else { pl * per_chunk * p }];
-    let mut dy_buf = vec![
-        0.0f32;
-        if per_chunk > 1 {
-            g.k * per_chunk * p
-        } else {
-            0
-        }
-    ];
+    let dcol_len = buffer_len(g, pl, per_chunk, !direct);
+    let dy_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight_t = Mat::dense(w, g.k, pl).t();
-    for (n0, nb) in chunks(g.n, per_chunk) {
-        let grad = grad_blocks(g, dy, n0, nb, &mut dy_buf);
-        let dx_chunk = &mut dx[n0 * chw..][..nb * chw];
-        if direct {
-            matmul(MatMut::dense(dx_chunk, pl, p), weight_t, grad, false);
-        } else {
-            let dcol = &mut dcol[..pl * nb * p];
-            matmul(MatMut::dense(dcol, pl, nb * p), weight_t, grad, false);
-            col2im(g, dcol, nb, dx_chunk);
+    let mut dx = vec![0.0f32; g.n * chw];
+    with_scratch(dcol_len, dy_len, |dcol, dy_buf| {
+        for (n0, nb) in chunks(g.n, per_chunk) {
+            let grad = grad_blocks(g, dy, n0, nb, dy_buf);
+            let dx_chunk = &mut dx[n0 * chw..][..nb * chw];
+            if direct {
+                matmul(MatMut::dense(dx_chunk, pl, p), weight_t, grad, false);
+            } else {
+                let dcol = &mut dcol[..pl * nb * p];
+                matmul(MatMut::dense(dcol, pl, nb * p), weight_t, grad, false);
+                col2im(g, dcol, nb, dx_chunk);
+            }
         }
-    }
+    });
     dx
 }
 
@@ -272,27 +275,22 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(WEIGHT_GRAD_TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
+    let col_len = buffer_len(g, pl, per_chunk, !direct);
+    let dy_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let mut dw = vec![0.0f32; g.k * pl];
-    let mut col = vec![0.0f32; if direct { 0 } else { pl * per_chunk * p }];
-    let mut dy_buf = vec![
-        0.0f32;
-        if per_chunk > 1 {
-            g.k * per_chunk * p
-        } else {
-            0
+    with_scratch(col_len, dy_len, |col, dy_buf| {
+        for (i, (n0, nb)) in chunks(g.n, per_chunk).enumerate() {
+            let cols = nb * p;
+            let col_mat = if direct {
+                Mat::dense(&x[n0 * chw..][..chw], pl, p)
+            } else {
+                im2col(g, x, n0, nb, &mut col[..pl * cols]);
+                Mat::dense(col, pl, cols)
+            };
+            let grad = grad_blocks(g, dy, n0, nb, dy_buf);
+            matmul(MatMut::dense(&mut dw, g.k, pl), grad, col_mat.t(), i > 0);
         }
-    ];
-    for (i, (n0, nb)) in chunks(g.n, per_chunk).enumerate() {
-        let cols = nb * p;
-        let col_mat = if direct {
-            Mat::dense(&x[n0 * chw..][..chw], pl, p)
-        } else {
-            im2col(g, x, n0, nb, &mut col[..pl * cols]);
-            Mat::dense(&col, pl, cols)
-        };
-        let grad = grad_blocks(g, dy, n0, nb, &mut dy_buf);
-        matmul(MatMut::dense(&mut dw, g.k, pl), grad, col_mat.t(), i > 0);
-    }
+    });
     dw
 }
 

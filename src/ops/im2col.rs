@@ -93,10 +93,14 @@ fn gather_tap(g: &ConvGeometry, plane: &[f32], i: usize, j: usize, out: &mut [f3
         if g.stride == 1 {
             dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
         } else {
-            let taken = src[first..].iter().step_by(g.stride);
-            for (d, s) in dst[x_lo..x_hi].iter_mut().zip(taken) {
-                *d = *s;
+            // Fixed-size groups of `stride` let the compiler vectorize the
+            // strided read; the last pixel may lack a full group.
+            let (body, last) = dst[x_lo..x_hi].split_at_mut(x_hi - x_lo - 1);
+            let groups = src[first..first + body.len() * g.stride].chunks_exact(g.stride);
+            for (d, group) in body.iter_mut().zip(groups) {
+                *d = group[0];
             }
+            last[0] = src[first + body.len() * g.stride];
         }
     }
 }
@@ -172,9 +176,12 @@ fn scatter_tap(g: &ConvGeometry, src: &[f32], i: usize, j: usize, plane: &mut [f
                 *d += *v;
             }
         } else {
-            for (d, v) in dst[first..].iter_mut().step_by(g.stride).zip(s) {
-                *d += *v;
+            let (body, last) = s.split_at(s.len() - 1);
+            let groups = dst[first..first + body.len() * g.stride].chunks_exact_mut(g.stride);
+            for (group, v) in groups.zip(body) {
+                group[0] += *v;
             }
+            dst[first + body.len() * g.stride] += last[0];
         }
     }
 }

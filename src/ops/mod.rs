@@ -21,6 +21,7 @@ mod cpu;
 mod gemm;
 mod geometry;
 mod im2col;
+mod scratch;
 #[cfg(test)]
 mod testing;
 
