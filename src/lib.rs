@@ -11,6 +11,7 @@ pub mod io;
 pub mod metrics;
 pub mod mining;
 pub mod model;
+pub mod ops;
 pub mod outputs;
 pub mod pipeline;
 pub mod runner;

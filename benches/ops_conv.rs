@@ -1,0 +1,280 @@
+//! Forward and backward time of candle's conv2d and batch norm against
+//! `ablate::ops` on ResNet layer shapes, printed as ratio tables.
+//!
+//! Shapes: every distinct convolution of ResNet-18 at 224 px, batch 8, and
+//! of the narrow `resnet10-w16` at 64 px, batch 32, each with the number of
+//! times it occurs in the network (the `x` column), so the weighted totals
+//! estimate the convolution share of one training step. Batch norm is timed
+//! against `candle_nn::BatchNorm` in training mode on the stem's and a
+//! stage's activation shapes.
+//!
+//! Each measurement is the best of `--reps` runs after one warm-up run.
+//! Backward is `y.backward()` (gradient seed of ones), with the stem's input
+//! a constant as in training. Arguments (after `--`): `--reps N` (default 3),
+//! `--only conv224|conv64|bn` (default all).
+
+use ablate::ops;
+use ablate::seed;
+use candle_core::{DType, Device, Result, Tensor, Var};
+use candle_nn::{BatchNorm, ModuleT, VarBuilder, VarMap};
+use rand::Rng;
+use std::time::Instant;
+
+/// One convolution shape: `count` occurrences of a `kernel`x`kernel` conv
+/// from `c` to `k` channels over `n` images of `hw`x`hw`.
+struct ConvShape {
+    name: &'static str,
+    count: usize,
+    n: usize,
+    c: usize,
+    hw: usize,
+    k: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+}
+
+const fn conv(
+    name: &'static str,
+    count: usize,
+    n: usize,
+    (c, hw): (usize, usize),
+    k: usize,
+    (kernel, stride, padding): (usize, usize, usize),
+) -> ConvShape {
+    ConvShape {
+        name,
+        count,
+        n,
+        c,
+        hw,
+        k,
+        kernel,
+        stride,
+        padding,
+    }
+}
+
+/// Distinct convolutions of ResNet-18 at 224 px, batch 8.
+const RESNET18_224: &[ConvShape] = &[
+    conv("stem 7x7/2 3-64 @224", 1, 8, (3, 224), 64, (7, 2, 3)),
+    conv("l1 3x3 64-64 @56", 4, 8, (64, 56), 64, (3, 1, 1)),
+    conv("l2 3x3/2 64-128 @56", 1, 8, (64, 56), 128, (3, 2, 1)),
+    conv("l2 1x1/2 64-128 @56", 1, 8, (64, 56), 128, (1, 2, 0)),
+    conv("l2 3x3 128-128 @28", 3, 8, (128, 28), 128, (3, 1, 1)),
+    conv("l3 3x3/2 128-256 @28", 1, 8, (128, 28), 256, (3, 2, 1)),
+    conv("l3 1x1/2 128-256 @28", 1, 8, (128, 28), 256, (1, 2, 0)),
+    conv("l3 3x3 256-256 @14", 3, 8, (256, 14), 256, (3, 1, 1)),
+    conv("l4 3x3/2 256-512 @14", 1, 8, (256, 14), 512, (3, 2, 1)),
+    conv("l4 1x1/2 256-512 @14", 1, 8, (256, 14), 512, (1, 2, 0)),
+    conv("l4 3x3 512-512 @7", 3, 8, (512, 7), 512, (3, 1, 1)),
+];
+
+/// Distinct convolutions of resnet10-w16 at 64 px, batch 32.
+const RESNET10_W16_64: &[ConvShape] = &[
+    conv("stem 7x7/2 3-16 @64", 1, 32, (3, 64), 16, (7, 2, 3)),
+    conv("l1 3x3 16-16 @16", 2, 32, (16, 16), 16, (3, 1, 1)),
+    conv("l2 3x3/2 16-32 @16", 1, 32, (16, 16), 32, (3, 2, 1)),
+    conv("l2 1x1/2 16-32 @16", 1, 32, (16, 16), 32, (1, 2, 0)),
+    conv("l2 3x3 32-32 @8", 1, 32, (32, 8), 32, (3, 1, 1)),
+    conv("l3 3x3/2 32-64 @8", 1, 32, (32, 8), 64, (3, 2, 1)),
+    conv("l3 1x1/2 32-64 @8", 1, 32, (32, 8), 64, (1, 2, 0)),
+    conv("l3 3x3 64-64 @4", 1, 32, (64, 4), 64, (3, 1, 1)),
+    conv("l4 3x3/2 64-128 @4", 1, 32, (64, 4), 128, (3, 2, 1)),
+    conv("l4 1x1/2 64-128 @4", 1, 32, (64, 4), 128, (1, 2, 0)),
+    conv("l4 3x3 128-128 @2", 1, 32, (128, 2), 128, (3, 1, 1)),
+];
+
+/// Batch-norm activation shapes `[n, c, hw, hw]` with their count per network.
+const BN_SHAPES: &[(&str, usize, [usize; 4])] = &[
+    ("r18 stem bn @112", 1, [8, 64, 112, 112]),
+    ("r18 l1 bn @56", 4, [8, 64, 56, 56]),
+    ("r18 l3 bn @14", 5, [8, 256, 14, 14]),
+    ("w16 stem bn @32", 1, [32, 16, 32, 32]),
+    ("w16 l2 bn @8", 3, [32, 32, 8, 8]),
+];
+
+/// Best forward and backward seconds of one implementation.
+#[derive(Clone, Copy)]
+struct Timing {
+    fwd: f64,
+    bwd: f64,
+}
+
+impl Timing {
+    fn total(&self) -> f64 {
+        self.fwd + self.bwd
+    }
+}
+
+fn seeded(dims: &[usize], purpose: &str) -> Tensor {
+    let mut rng = seed::stream(17, purpose, &[]);
+    let n: usize = dims.iter().product();
+    let values: Vec<f32> = (0..n).map(|_| rng.random_range(-1.0f32..1.0)).collect();
+    Tensor::from_vec(values, dims, &Device::Cpu).expect("dims match the value count")
+}
+
+/// Best-of-`reps` forward and backward time of `step`, which returns the
+/// output to differentiate.
+fn time(reps: usize, step: &dyn Fn() -> Result<Tensor>) -> Result<Timing> {
+    let mut best = Timing {
+        fwd: f64::INFINITY,
+        bwd: f64::INFINITY,
+    };
+    for rep in 0..=reps {
+        let start = Instant::now();
+        let y = step()?;
+        let fwd = start.elapsed().as_secs_f64();
+        let start = Instant::now();
+        let grads = y.backward()?;
+        let bwd = start.elapsed().as_secs_f64();
+        drop(grads);
+        if rep > 0 {
+            best = Timing {
+                fwd: best.fwd.min(fwd),
+                bwd: best.bwd.min(bwd),
+            };
+        }
+    }
+    Ok(best)
+}
+
+fn header(title: &str) {
+    println!("\n{title}");
+    println!(
+        "{:<24} {:>2} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6} | {:>9} {:>9} {:>6}",
+        "shape",
+        "x",
+        "fwd cndl",
+        "fwd ours",
+        "ratio",
+        "bwd cndl",
+        "bwd ours",
+        "ratio",
+        "tot cndl",
+        "tot ours",
+        "ratio"
+    );
+}
+
+fn row(name: &str, count: usize, candle: Timing, ours: Timing) {
+    let ms = |s: f64| s * 1e3;
+    println!(
+        "{:<24} {:>2} | {:>9.2} {:>9.2} {:>6.2} | {:>9.2} {:>9.2} {:>6.2} | {:>9.2} {:>9.2} {:>6.2}",
+        name,
+        count,
+        ms(candle.fwd),
+        ms(ours.fwd),
+        candle.fwd / ours.fwd,
+        ms(candle.bwd),
+        ms(ours.bwd),
+        candle.bwd / ours.bwd,
+        ms(candle.total()),
+        ms(ours.total()),
+        candle.total() / ours.total()
+    );
+}
+
+/// Times every shape, prints one row each and the count-weighted total.
+fn bench_table(title: &str, rows: Vec<(&str, usize, Timing, Timing)>) {
+    header(title);
+    let zero = Timing { fwd: 0.0, bwd: 0.0 };
+    let (mut candle, mut ours) = (zero, zero);
+    for (name, count, c, o) in rows {
+        row(name, count, c, o);
+        let w = count as f64;
+        candle = Timing {
+            fwd: candle.fwd + w * c.fwd,
+            bwd: candle.bwd + w * c.bwd,
+        };
+        ours = Timing {
+            fwd: ours.fwd + w * o.fwd,
+            bwd: ours.bwd + w * o.bwd,
+        };
+    }
+    row("weighted total (ms)", 0, candle, ours);
+}
+
+fn bench_convs(title: &str, shapes: &[ConvShape], reps: usize) -> Result<()> {
+    let mut rows = Vec::new();
+    for s in shapes {
+        let x = seeded(&[s.n, s.c, s.hw, s.hw], s.name);
+        let w = Var::from_tensor(&(seeded(&[s.k, s.c, s.kernel, s.kernel], "w") * 0.1)?)?;
+        // The stem sees the image, which needs no gradient; inner convs do.
+        let xv = Var::from_tensor(&x)?;
+        let x = if s.c == 3 { &x } else { xv.as_tensor() };
+        let candle = time(reps, &|| x.conv2d(w.as_tensor(), s.padding, s.stride, 1, 1))?;
+        let ours = time(reps, &|| ops::conv2d(x, w.as_tensor(), s.stride, s.padding))?;
+        rows.push((s.name, s.count, candle, ours));
+    }
+    bench_table(title, rows);
+    Ok(())
+}
+
+fn bench_batch_norm(reps: usize) -> Result<()> {
+    let mut rows = Vec::new();
+    for &(name, count, dims) in BN_SHAPES {
+        let c = dims[1];
+        let x = Var::from_tensor(&seeded(&dims, name))?;
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
+        let bn: BatchNorm = candle_nn::batch_norm(c, 1e-5, vb)?;
+        let candle = time(reps, &|| bn.forward_t(x.as_tensor(), true))?;
+        let gamma = Var::from_tensor(&Tensor::ones(c, DType::F32, &Device::Cpu)?)?;
+        let beta = Var::from_tensor(&Tensor::zeros(c, DType::F32, &Device::Cpu)?)?;
+        let (rm, rv) = (
+            Var::zeros(c, DType::F32, &Device::Cpu)?,
+            Var::ones(c, DType::F32, &Device::Cpu)?,
+        );
+        let count_per_channel = x.elem_count() / c;
+        let ours = time(reps, &|| {
+            let (y, mean, var) =
+                ops::batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)?;
+            let (m, v) = ops::running_stats_update(&rm, &rv, &mean, &var, count_per_channel, 0.1)?;
+            rm.set(&m)?;
+            rv.set(&v)?;
+            Ok(y)
+        })?;
+        rows.push((name, count, candle, ours));
+    }
+    bench_table(
+        "batch norm, training mode (candle_nn::BatchNorm vs ops::batch_norm_train)",
+        rows,
+    );
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let value = |flag: &str| {
+        args.iter()
+            .position(|a| a == flag)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let reps = value("--reps").map_or(3, |v| v.parse().expect("--reps takes a number"));
+    let only = value("--only");
+    let wants = |what: &str| only.as_deref().is_none_or(|o| o == what);
+    println!(
+        "threads: {}, best of {reps} after one warm-up; times in ms",
+        candle_core::utils::get_num_threads()
+    );
+    if wants("conv224") {
+        bench_convs(
+            "ResNet-18 convolutions, 224 px, batch 8 (candle conv2d vs ops::conv2d)",
+            RESNET18_224,
+            reps,
+        )?;
+    }
+    if wants("conv64") {
+        bench_convs(
+            "resnet10-w16 convolutions, 64 px, batch 32",
+            RESNET10_W16_64,
+            reps,
+        )?;
+    }
+    if wants("bn") {
+        bench_batch_norm(reps)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! Fast CPU training kernels for the two layers that dominate a ResNet step:
+//! 2-D convolution and training-mode batch normalization.
+//!
+//! candle computes a convolution's input gradient with a naive transposed
+//! convolution and batch norm's backward pass as a chain of generic
+//! element-wise ops, which makes CPU training several times slower than the
+//! forward pass suggests. The ops here are candle custom ops with their own
+//! backward passes: convolutions lower to im2col/col2im and the `gemm` crate
+//! (the GEMM candle itself uses), and batch norm reads and writes each tensor
+//! as few times as its closed form allows.
+//!
+//! Both entry points are drop-in replacements: [`conv2d`] matches
+//! `x.conv2d(&w, padding, stride, 1, 1)` and [`batch_norm_train`] matches the
+//! textbook batch-norm formula. On devices other than the CPU, and for dtypes
+//! other than f32, they fall back to candle's own ops so the same model code
+//! runs everywhere.
+
+mod batch_norm;
+mod conv2d;
+mod cpu;
+mod gemm;
+mod geometry;
+mod im2col;
+mod scratch;
+#[cfg(test)]
+mod testing;
+
+pub use batch_norm::{batch_norm_eval, batch_norm_train, running_stats_update};
+pub use conv2d::conv2d;
+pub use geometry::ConvGeometry;
+
+/// Errors of the fast ops: shapes and layouts they cannot handle.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// The convolution's input and weight shapes do not fit together.
+    #[error(
+        "conv2d: input shape {input:?} and weight shape {weight:?} (stride {stride}, padding \
+         {padding}) do not form a convolution: {reason}; pass an NCHW input and a [out, in, kh, kw] \
+         weight with in equal to the input's channels and kernels no larger than the padded input"
+    )]
+    ConvShape {
+        /// Input dims as given.
+        input: Vec<usize>,
+        /// Weight dims as given.
+        weight: Vec<usize>,
+        /// Stride as given.
+        stride: usize,
+        /// Padding as given.
+        padding: usize,
+        /// What exactly is wrong.
+        reason: &'static str,
+    },
+    /// Batch-norm input and parameter shapes do not fit together.
+    #[error(
+        "batch_norm: input shape {input:?} with gamma shape {gamma:?} and beta shape {beta:?}: \
+         {reason}; pass an [N, C, ...] input with at least two elements per channel and [C] \
+         gamma and beta"
+    )]
+    BatchNormShape {
+        /// Input dims as given.
+        input: Vec<usize>,
+        /// Gamma dims as given.
+        gamma: Vec<usize>,
+        /// Beta dims as given.
+        beta: Vec<usize>,
+        /// What exactly is wrong.
+        reason: &'static str,
+    },
+    /// A kernel received a tensor that is not contiguous f32; the public
+    /// wrappers make their inputs contiguous, so this is an internal misuse.
+    #[error("{op}: operand {operand} must be a contiguous f32 tensor; call .contiguous() first")]
+    Layout {
+        /// The op that rejected the operand.
+        op: &'static str,
+        /// Which operand (e.g. "input", "weight").
+        operand: &'static str,
+    },
+}
+
+impl From<OpsError> for candle_core::Error {
+    fn from(e: OpsError) -> Self {
+        candle_core::Error::wrap(e)
+    }
+}
