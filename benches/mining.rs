@@ -21,14 +21,32 @@ use std::time::Instant;
 
 fn arg(name: &str, default: usize) -> usize {
     let args: Vec<String> = std::env::args().collect();
-    args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).and_then(|v| v.parse().ok()).unwrap_or(default)
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn main() -> anyhow::Result<()> {
-    let (fps, pool_size, size, k) = (arg("--fps", 12), arg("--pool", 1500), arg("--size", 64) as u32, arg("--queries", 20));
-    let model_name = std::env::args().skip_while(|a| a != "--model").nth(1).unwrap_or_else(|| "resnet10-w16".into());
+    let (fps, pool_size, size, k) = (
+        arg("--fps", 12),
+        arg("--pool", 1500),
+        arg("--size", 64) as u32,
+        arg("--queries", 20),
+    );
+    let model_name = std::env::args()
+        .skip_while(|a| a != "--model")
+        .nth(1)
+        .unwrap_or_else(|| "resnet10-w16".into());
     let dir = tempfile::tempdir()?;
-    let synth = SynthConfig { size: size.max(32), hard_patches: 200, hard_slides: 8, pool_patches: pool_size, ..SynthConfig::default() };
+    let synth = SynthConfig {
+        size: size.max(32),
+        hard_patches: 200,
+        hard_slides: 8,
+        pool_patches: pool_size,
+        ..SynthConfig::default()
+    };
     generate(&synth, dir.path())?;
     let dataset = load_dataset(dir.path())?;
     let hard = ImageStore::load(dir.path(), &dataset.hard, size)?;
@@ -50,15 +68,33 @@ fn main() -> anyhow::Result<()> {
     let started = Instant::now();
     let mut reference = Vec::with_capacity(fps);
     for fp in 0..fps {
-        let query: Vec<f32> = embed(&model, &hard, &[fp], 256, &device)?.flatten_all()?.to_vec1()?;
-        let pool_rows: Vec<Vec<f32>> = embed(&model, &pool, &pool_indices, 256, &device)?.to_vec2()?;
+        let query: Vec<f32> = embed(&model, &hard, &[fp], 256, &device)?
+            .flatten_all()?
+            .to_vec1()?;
+        let pool_rows: Vec<Vec<f32>> =
+            embed(&model, &pool, &pool_indices, 256, &device)?.to_vec2()?;
         let mut distances: Vec<(f32, usize)> = pool_rows
             .iter()
             .enumerate()
-            .map(|(j, row)| (row.iter().zip(&query).map(|(a, b)| (a - b) * (a - b)).sum::<f32>().sqrt(), j))
+            .map(|(j, row)| {
+                (
+                    row.iter()
+                        .zip(&query)
+                        .map(|(a, b)| (a - b) * (a - b))
+                        .sum::<f32>()
+                        .sqrt(),
+                    j,
+                )
+            })
             .collect();
         distances.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
-        reference.push(distances.into_iter().take(k).map(|(_, j)| j).collect::<Vec<_>>());
+        reference.push(
+            distances
+                .into_iter()
+                .take(k)
+                .map(|(_, j)| j)
+                .collect::<Vec<_>>(),
+        );
     }
     let reference_seconds = started.elapsed().as_secs_f64();
 
@@ -68,9 +104,15 @@ fn main() -> anyhow::Result<()> {
         // Near-ties may order differently between the two distance formulas.
         a.intersection(&b).count() + 1 >= k
     });
-    println!("model {model_name}, {size} px, {fps} false positives, pool {}, {k} queries each", pool.len());
+    println!(
+        "model {model_name}, {size} px, {fps} false positives, pool {}, {k} queries each",
+        pool.len()
+    );
     println!("ablate (embed once, one matrix product): {ours_seconds:.3} s");
     println!("per-FP re-embedding (reference):       {reference_seconds:.3} s");
-    println!("speed-up: {:.1}x; same selections: {agree}", reference_seconds / ours_seconds);
+    println!(
+        "speed-up: {:.1}x; same selections: {agree}",
+        reference_seconds / ours_seconds
+    );
     Ok(())
 }

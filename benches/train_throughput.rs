@@ -54,7 +54,14 @@ fn parse_options() -> Options {
 
 fn measure(name: &str, size: usize, options: &Options) -> candle_core::Result<f64> {
     let config = ResNetConfig::from_name(name, 2).expect("known model name");
-    training_images_per_second(&config, size, options.batch, options.warmup, options.steps, &Device::Cpu)
+    training_images_per_second(
+        &config,
+        size,
+        options.batch,
+        options.warmup,
+        options.steps,
+        &Device::Cpu,
+    )
 }
 
 fn main() -> candle_core::Result<()> {

@@ -151,7 +151,11 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
     let mut total = 0.0;
     for cell in &plan.cells {
         let c = &cell.config;
-        let key = (c.model.name.clone(), c.data.image_size, c.training.batch_size);
+        let key = (
+            c.model.name.clone(),
+            c.data.image_size,
+            c.training.batch_size,
+        );
         let speed = match speeds.get(&key) {
             Some(&speed) => speed,
             None => {
@@ -169,7 +173,9 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
             }
         };
         let hard = match &c.data.path {
-            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR)).map(|d| d.count()).unwrap_or(0),
+            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
+                .map(|d| d.count())
+                .unwrap_or(0),
             None => c.data.synthetic.hard_patches,
         } as f64;
         let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);

@@ -13,7 +13,7 @@
 //! (stages 2-4 start with stride 2 and a 1x1 conv + BatchNorm shortcut),
 //! global average pool, linear head.
 //!
-//! BatchNorm is candle's (`eps = 1e-5`, `momentum = 0.1`). In train mode it
+//! BatchNorm and the convolutions run on the fast CPU ops of [`crate::ops`] (`eps = 1e-5`, `momentum = 0.1`). In train mode it
 //! normalises with the biased batch variance and updates the running mean and
 //! the unbiased (`n / (n - 1)`) running variance in place, exactly PyTorch's
 //! rule; the running statistics live in the model's `VarMap` under their
@@ -28,8 +28,9 @@
 //! input of exactly 0 (PyTorch does not). Pre-activations are BatchNorm
 //! outputs, so exact zeros practically never occur.
 
+use super::layers::{Conv, Norm};
 use candle_core::{Result, Tensor, Var};
-use candle_nn::{BatchNorm, Conv2d, Conv2dConfig, Linear, Module, ModuleT, VarBuilder, VarMap};
+use candle_nn::{Linear, Module, ModuleT, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
 
 use super::pool;
@@ -178,11 +179,11 @@ fn parse_plain_number(s: &str) -> Option<usize> {
 /// shortcut, then relu (torchvision's `BasicBlock`).
 #[derive(Debug, Clone)]
 struct BasicBlock {
-    conv1: Conv2d,
-    bn1: BatchNorm,
-    conv2: Conv2d,
-    bn2: BatchNorm,
-    downsample: Option<(Conv2d, BatchNorm)>,
+    conv1: Conv,
+    bn1: Norm,
+    conv2: Conv,
+    bn2: Norm,
+    downsample: Option<(Conv, Norm)>,
 }
 
 impl BasicBlock {
@@ -224,22 +225,12 @@ fn conv(
     stride: usize,
     padding: usize,
     vb: VarBuilder,
-) -> Result<Conv2d> {
-    let cfg = Conv2dConfig {
-        padding,
-        stride,
-        ..Default::default()
-    };
-    candle_nn::conv2d_no_bias(in_ch, out_ch, kernel, cfg, vb)
+) -> Result<Conv> {
+    Conv::new(in_ch, out_ch, kernel, stride, padding, vb)
 }
 
-fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
-    let cfg = candle_nn::BatchNormConfig {
-        eps: BN_EPS,
-        momentum: BN_MOMENTUM,
-        ..Default::default()
-    };
-    candle_nn::batch_norm(channels, cfg, vb)
+fn batch_norm(channels: usize, vb: VarBuilder) -> Result<Norm> {
+    Norm::new(channels, BN_EPS, BN_MOMENTUM, vb)
 }
 
 /// A BasicBlock ResNet with torchvision parameter names.
@@ -250,8 +241,8 @@ fn batch_norm(channels: usize, vb: VarBuilder) -> Result<BatchNorm> {
 #[derive(Debug, Clone)]
 pub struct ResNet {
     config: ResNetConfig,
-    conv1: Conv2d,
-    bn1: BatchNorm,
+    conv1: Conv,
+    bn1: Norm,
     stages: Vec<Vec<BasicBlock>>,
     fc: Linear,
 }
@@ -518,7 +509,7 @@ mod tests {
         );
         let gray = Tensor::zeros((2, 1, 32, 32), DType::F32, &Device::Cpu)?;
         assert!(model.forward_t(&gray, false).is_err());
-        // One 32x32 image ends 1x1 in the last stage: BatchNorm would divide by
+        // One 32x32 image ends 1x1 in the last stage: Norm would divide by
         // n - 1 = 0 in train mode; eval mode is fine.
         let single = Tensor::zeros((1, 3, 32, 32), DType::F32, &Device::Cpu)?;
         let msg = model.forward_t(&single, true).expect_err("n=1").to_string();

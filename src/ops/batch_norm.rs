@@ -31,7 +31,7 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
+    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims(), true)?;
     let fast = x.device().is_cpu() && [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
     if !fast {
         return generic_train(x, gamma, beta, eps);
@@ -64,7 +64,7 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
-    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
+    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims(), false)?;
     let scale = gamma.mul(&(running_var + eps)?.sqrt()?.recip()?)?;
     let shift = beta.sub(&running_mean.mul(&scale)?)?;
     let bshape = shape.broadcast_dims(x.rank());
@@ -100,7 +100,13 @@ struct BnShape {
 }
 
 impl BnShape {
-    fn new(x: &[usize], gamma: &[usize], beta: &[usize]) -> std::result::Result<Self, OpsError> {
+    /// Checks shapes; `training` also needs two values per channel for a batch variance.
+    fn new(
+        x: &[usize],
+        gamma: &[usize],
+        beta: &[usize],
+        training: bool,
+    ) -> std::result::Result<Self, OpsError> {
         let fail = |reason| OpsError::BatchNormShape {
             input: x.to_vec(),
             gamma: gamma.to_vec(),
@@ -117,7 +123,7 @@ impl BnShape {
             ));
         }
         let s = x[2..].iter().product();
-        if n * s < 2 {
+        if training && n * s < 2 {
             return Err(fail("training needs more than one value per channel"));
         }
         Ok(Self { n, c, s })

@@ -355,12 +355,27 @@ mod tests {
 
     fn run(data: &PreparedData) -> PipelineOutcome {
         let model = ResNetConfig::from_name("resnet10-w8", 2).unwrap();
-        let training = TrainConfig { epochs: 1, batch_size: 16, ..TrainConfig::default() };
-        let spec = TrainSpec { model: &model, pretrained: None, training: &training, seed: 1, device: &Device::Cpu };
+        let training = TrainConfig {
+            epochs: 1,
+            batch_size: 16,
+            ..TrainConfig::default()
+        };
+        let spec = TrainSpec {
+            model: &model,
+            pretrained: None,
+            training: &training,
+            seed: 1,
+            device: &Device::Cpu,
+        };
         // Threshold 0 makes every validation negative a false positive, so mining always finds patches.
         let minings: Vec<MiningConfig> = [Strategy::None, Strategy::KnnL2, Strategy::Random]
             .into_iter()
-            .map(|strategy| MiningConfig { strategy, num_query: 3, fp_threshold: 0.0, max_mined: None })
+            .map(|strategy| MiningConfig {
+                strategy,
+                num_query: 3,
+                fp_threshold: 0.0,
+                max_mined: None,
+            })
             .collect();
         run_pipeline(spec, &minings, data, &mut |_, _, _| {}).unwrap()
     }
@@ -370,16 +385,33 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let data = tiny_data(dir.path());
         let outcome = run(&data);
-        let held_out: BTreeSet<usize> = data.split.valid.iter().chain(&data.split.test).copied().collect();
+        let held_out: BTreeSet<usize> = data
+            .split
+            .valid
+            .iter()
+            .chain(&data.split.test)
+            .copied()
+            .collect();
         assert!(!outcome.false_positives.is_empty());
         for strategy in &outcome.strategies {
             let train = strong_training_set(&data, &strategy.mined);
-            assert!(train.iter().all(|i| !held_out.contains(i)), "{}: mined into valid/test", strategy.mining.strategy);
-            let mined: Vec<usize> = train.iter().copied().filter(|&i| i >= data.pool_offset).collect();
+            assert!(
+                train.iter().all(|i| !held_out.contains(i)),
+                "{}: mined into valid/test",
+                strategy.mining.strategy
+            );
+            let mined: Vec<usize> = train
+                .iter()
+                .copied()
+                .filter(|&i| i >= data.pool_offset)
+                .collect();
             assert_eq!(mined.len(), strategy.mined.len());
             // Weak and strong are scored on the same test patches, in the same order.
             assert_eq!(strategy.strong.test.scores.len(), data.split.test.len());
-            assert_eq!(strategy.strong.train_size, data.split.train.len() + strategy.mined.len());
+            assert_eq!(
+                strategy.strong.train_size,
+                data.split.train.len() + strategy.mined.len()
+            );
         }
         assert_eq!(outcome.weak.test.scores.len(), data.split.test.len());
         let none = &outcome.strategies[0];
@@ -387,7 +419,11 @@ mod tests {
         assert_eq!(none.strong.test.scores, outcome.weak.test.scores);
         let (knn, random) = (&outcome.strategies[1], &outcome.strategies[2]);
         assert!(knn.strong_trained && !knn.mined.is_empty());
-        assert_eq!(random.mined.len(), knn.mined.len(), "the random control draws as many as kNN mines");
+        assert_eq!(
+            random.mined.len(),
+            knn.mined.len(),
+            "the random control draws as many as kNN mines"
+        );
         assert_ne!(knn.strong.test.scores, outcome.weak.test.scores);
     }
 

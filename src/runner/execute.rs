@@ -239,10 +239,15 @@ fn run_group(
         .iter()
         .map(|&index| {
             let cell = &plan.cells[index];
-            let result = run_cell(cell, store, &data, &mut weak_stage, on_event).map_err(|e| e.to_string())?;
+            let result = run_cell(cell, store, &data, &mut weak_stage, on_event)
+                .map_err(|e| e.to_string())?;
             if cell.mines() {
                 let query = load_query(store, &cell.keys.query)?;
-                let path = plan.output.join("cells").join(cell.index.to_string()).join("embedding.csv");
+                let path = plan
+                    .output
+                    .join("cells")
+                    .join(cell.index.to_string())
+                    .join("embedding.csv");
                 write_embedding(&path, &data, &query, &result.mined)?;
             }
             Ok(result)
@@ -252,7 +257,12 @@ fn run_group(
 
 /// Writes the pool and false-positive features of a mining cell with each
 /// patch's role (`pool`, `mined`, `fp`) and true kind, for the report's projection.
-fn write_embedding(path: &std::path::Path, data: &PreparedData, query: &Query, mined: &[MinedPatch]) -> Result<(), String> {
+fn write_embedding(
+    path: &std::path::Path,
+    data: &PreparedData,
+    query: &Query,
+    mined: &[MinedPatch],
+) -> Result<(), String> {
     let fail = |e: &dyn std::fmt::Display| format!("could not write '{}': {e}", path.display());
     let pool: Vec<Vec<f32>> = query.pool_features.to_vec2().map_err(|e| fail(&e))?;
     let fps: Vec<Vec<f32>> = query.fp_features.to_vec2().map_err(|e| fail(&e))?;
@@ -263,7 +273,11 @@ fn write_embedding(path: &std::path::Path, data: &PreparedData, query: &Query, m
     header.extend((0..dims).map(|d| format!("x{d}")));
     writer.write_record(&header).map_err(|e| fail(&e))?;
     let mut write_row = |patch: &crate::data::Patch, role: &str, features: &[f32]| {
-        let mut row = vec![path_string(&patch.path), patch.kind.map_or(String::new(), |k| k.name().to_string()), role.to_string()];
+        let mut row = vec![
+            path_string(&patch.path),
+            patch.kind.map_or(String::new(), |k| k.name().to_string()),
+            role.to_string(),
+        ];
         row.extend(features.iter().map(|v| v.to_string()));
         writer.write_record(&row)
     };

@@ -20,12 +20,21 @@ pub fn training_images_per_second(
     device: &Device,
 ) -> candle_core::Result<f64> {
     let (network, varmap) = build_seeded(model, 0, device)?;
-    let params = ParamsAdamW { lr: 1e-4, weight_decay: 0.0, ..ParamsAdamW::default() };
+    let params = ParamsAdamW {
+        lr: 1e-4,
+        weight_decay: 0.0,
+        ..ParamsAdamW::default()
+    };
     let mut optimizer = AdamW::new(trainable_vars(&varmap), params)?;
     let mut rng = seed::stream(0, "throughput-input", &[]);
-    let values: Vec<f32> = (0..batch * 3 * image_size * image_size).map(|_| StandardNormal.sample(&mut rng)).collect();
+    let values: Vec<f32> = (0..batch * 3 * image_size * image_size)
+        .map(|_| StandardNormal.sample(&mut rng))
+        .collect();
     let images = Tensor::from_vec(values, (batch, 3, image_size, image_size), device)?;
-    let labels = Tensor::new((0..batch as u32).map(|i| i % 2).collect::<Vec<u32>>(), device)?;
+    let labels = Tensor::new(
+        (0..batch as u32).map(|i| i % 2).collect::<Vec<u32>>(),
+        device,
+    )?;
     let mut step = || -> candle_core::Result<()> {
         let logits = network.forward_t(&images, true)?;
         optimizer.backward_step(&candle_nn::loss::cross_entropy(&logits, &labels)?)
