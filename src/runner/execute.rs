@@ -500,7 +500,8 @@ fn run_cell(
 ) -> Result<CellResult, CellError> {
     let weak = weak_stage.record(on_event)?;
     let mut cache_hits = Vec::new();
-    if weak_stage.cached {
+    // The weak model is reused unless this is the cell that trained it.
+    if weak_stage.cached || cell.index != weak_stage.cell.index {
         cache_hits.push("weak");
     }
     let (mined, false_positives) = if cell.mines() {
