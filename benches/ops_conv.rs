@@ -6,7 +6,8 @@
 //! times it occurs in the network (the `x` column), so the weighted totals
 //! estimate the convolution share of one training step. Batch norm is timed
 //! against `candle_nn::BatchNorm` in training mode on the stem's and a
-//! stage's activation shapes.
+//! stage's activation shapes, alone, followed by ReLU (against the fused
+//! op), and ReLU alone.
 //!
 //! Each measurement is the best of `--reps` runs after one warm-up run.
 //! Backward is `y.backward()` (gradient seed of ones), with the stem's input
@@ -211,7 +212,18 @@ fn bench_convs(title: &str, shapes: &[ConvShape], reps: usize) -> Result<()> {
     Ok(())
 }
 
-fn bench_batch_norm(reps: usize) -> Result<()> {
+/// Which batch-norm variant a table times.
+#[derive(Clone, Copy, PartialEq)]
+enum BnVariant {
+    /// Batch norm alone.
+    Plain,
+    /// Batch norm followed by ReLU (fused on our side).
+    Relu,
+    /// ReLU alone.
+    ReluOnly,
+}
+
+fn bench_batch_norm(reps: usize, variant: BnVariant) -> Result<()> {
     let mut rows = Vec::new();
     for &(name, count, dims) in BN_SHAPES {
         let c = dims[1];
@@ -219,7 +231,11 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let bn: BatchNorm = candle_nn::batch_norm(c, 1e-5, vb)?;
-        let candle = time(reps, &|| bn.forward_t(x.as_tensor(), true))?;
+        let candle = time(reps, &|| match variant {
+            BnVariant::Plain => bn.forward_t(x.as_tensor(), true),
+            BnVariant::Relu => bn.forward_t(x.as_tensor(), true)?.relu(),
+            BnVariant::ReluOnly => x.relu(),
+        })?;
         let gamma = Var::from_tensor(&Tensor::ones(c, DType::F32, &Device::Cpu)?)?;
         let beta = Var::from_tensor(&Tensor::zeros(c, DType::F32, &Device::Cpu)?)?;
         let (rm, rv) = (
@@ -228,8 +244,12 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         );
         let count_per_channel = x.elem_count() / c;
         let ours = time(reps, &|| {
-            let (y, mean, var) =
-                ops::batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)?;
+            let (g, b) = (gamma.as_tensor(), beta.as_tensor());
+            let (y, mean, var) = match variant {
+                BnVariant::Plain => ops::batch_norm_train(x.as_tensor(), g, b, 1e-5)?,
+                BnVariant::Relu => ops::batch_norm_relu_train(x.as_tensor(), g, b, 1e-5)?,
+                BnVariant::ReluOnly => return ops::relu(x.as_tensor()),
+            };
             let (m, v) = ops::running_stats_update(&rm, &rv, &mean, &var, count_per_channel, 0.1)?;
             rm.set(&m)?;
             rv.set(&v)?;
@@ -237,10 +257,16 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         })?;
         rows.push((name, count, candle, ours));
     }
-    bench_table(
-        "batch norm, training mode (candle_nn::BatchNorm vs ops::batch_norm_train)",
-        rows,
-    );
+    let title = match variant {
+        BnVariant::Plain => {
+            "batch norm, training mode (candle_nn::BatchNorm vs ops::batch_norm_train)"
+        }
+        BnVariant::Relu => {
+            "batch norm + ReLU (candle_nn::BatchNorm, relu vs ops::batch_norm_relu_train)"
+        }
+        BnVariant::ReluOnly => "ReLU alone (Tensor::relu vs ops::relu)",
+    };
+    bench_table(title, rows);
     Ok(())
 }
 
@@ -274,7 +300,9 @@ fn main() -> Result<()> {
         )?;
     }
     if wants("bn") {
-        bench_batch_norm(reps)?;
+        bench_batch_norm(reps, BnVariant::Plain)?;
+        bench_batch_norm(reps, BnVariant::Relu)?;
+        bench_batch_norm(reps, BnVariant::ReluOnly)?;
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! Batch normalization over the channel axis of `[N, C, ...]` tensors:
-//! a fused training-mode custom op with the closed-form backward pass, an
-//! inference helper, and the running-statistics update.
+//! a fused training-mode custom op with the closed-form backward pass
+//! (optionally with the following ReLU folded in), an inference helper, and
+//! the running-statistics update.
 //!
 //! Training forward reads `x` twice per channel (mean, then centered sum of
 //! squares, the second read from cache) and writes `y` once. Backward reads
@@ -31,10 +32,37 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
+    train(x, gamma, beta, eps, false)
+}
+
+/// [`batch_norm_train`] followed by ReLU, fused: `y = max(bn(x), 0)`.
+///
+/// Saves the ReLU's own pass forward and, above all, candle's ReLU backward
+/// (a comparison, a cast, a product and a gradient sum, each a full pass
+/// with a fresh tensor): the fused backward applies the ReLU mask inside
+/// batch norm's two passes. The gradient at exactly zero is zero, as in
+/// PyTorch.
+pub fn batch_norm_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    train(x, gamma, beta, eps, true)
+}
+
+fn train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
     let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
     let fast = x.device().is_cpu() && [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
     if !fast {
-        return generic_train(x, gamma, beta, eps);
+        let (y, mean, var) = generic_train(x, gamma, beta, eps)?;
+        return Ok((if relu { y.relu()? } else { y }, mean, var));
     }
     let x = x.contiguous()?;
     let stats = x.apply_op1_no_bwd(&BnStats { shape })?;
@@ -48,6 +76,7 @@ pub fn batch_norm_train(
         shape,
         mean: mean.to_vec1()?,
         invstd,
+        relu,
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     Ok((y, mean, var))
@@ -219,11 +248,26 @@ impl CustomOp1 for BnStats {
 }
 
 /// The normalization itself, `(x, gamma, beta) -> y`, with the batch
-/// statistics fixed at construction.
+/// statistics fixed at construction and an optional fused ReLU.
 struct BnTrain {
     shape: BnShape,
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    relu: bool,
+}
+
+impl BnTrain {
+    /// The per-channel `(a, b)` with `bn(x) = a * x + b`. Forward and backward
+    /// both take them from here, so the backward pass recomputes exactly the
+    /// forward's pre-activations when it rebuilds the ReLU mask.
+    fn affine(&self, gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
+        (0..self.shape.c)
+            .map(|ch| {
+                let a = gamma[ch] * self.invstd[ch];
+                (a, beta[ch] - self.mean[ch] * a)
+            })
+            .collect()
+    }
 }
 
 impl CustomOp3 for BnTrain {
@@ -244,20 +288,22 @@ impl CustomOp3 for BnTrain {
         let x = dense_f32(s1, l1, self.name(), "input")?;
         let gamma = dense_f32(s2, l2, self.name(), "gamma")?;
         let beta = dense_f32(s3, l3, self.name(), "beta")?;
-        // y = gamma * (x - mean) * invstd + beta = a * x + b per channel.
-        let a: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, i)| g * i).collect();
-        let b: Vec<f32> = (0..sh.c)
-            .map(|ch| beta[ch] - self.mean[ch] * a[ch])
-            .collect();
+        let affine = self.affine(gamma, beta);
         let mut y = vec![0.0f32; x.len()];
         y.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()
             .for_each(|(q, out)| {
-                let ch = q % sh.c;
-                let (a, b) = (a[ch], b[ch]);
-                for (o, &v) in out.iter_mut().zip(&x[q * sh.s..]) {
-                    *o = a * v + b;
+                let (a, b) = affine[q % sh.c];
+                let src = &x[q * sh.s..][..sh.s];
+                if self.relu {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = relu(a * v + b);
+                    }
+                } else {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = a * v + b;
+                    }
                 }
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -272,14 +318,21 @@ impl CustomOp3 for BnTrain {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
+        let gamma_v = gamma.to_vec1::<f32>()?;
+        let mask = if self.relu {
+            Some(self.affine(&gamma_v, &beta.to_vec1()?))
+        } else {
+            None
+        };
         let sums_op = BnGradSums {
             shape: self.shape,
             mean: self.mean.clone(),
             invstd: self.invstd.clone(),
+            mask: mask.clone(),
         };
         let sums = grad.apply_op2_no_bwd(x, &sums_op)?;
         let grad_x = if x.track_op() {
-            let op = BnGradInput::new(self, &gamma.to_vec1()?, &sums.to_vec2()?);
+            let op = BnGradInput::new(self, &gamma_v, &sums.to_vec2()?, mask);
             Some(grad.apply_op2_no_bwd(x, &op)?)
         } else {
             None
@@ -298,12 +351,36 @@ impl CustomOp3 for BnTrain {
     }
 }
 
+/// ReLU that keeps NaN (as PyTorch does) instead of mapping it to zero.
+#[inline]
+fn relu(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// The gradient reaching batch norm's output when a fused ReLU follows:
+/// `d` where the pre-activation `a * v + b` was positive, else zero.
+#[inline]
+fn gated(d: f32, v: f32, (a, b): (f32, f32)) -> f32 {
+    if a * v + b > 0.0 {
+        d
+    } else {
+        0.0
+    }
+}
+
 /// The per-channel sums of the backward pass: `(dy, x)` -> `[2, C]`
-/// holding `sum(dy)` (beta's gradient) and `sum(dy * xhat)` (gamma's).
+/// holding `sum(g)` (beta's gradient) and `sum(g * xhat)` (gamma's), where
+/// `g` is `dy`, masked by the fused ReLU's pre-activation `a * x + b > 0`
+/// when there is one.
 struct BnGradSums {
     shape: BnShape,
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    mask: Option<Vec<(f32, f32)>>,
 }
 
 impl CustomOp2 for BnGradSums {
@@ -325,45 +402,53 @@ impl CustomOp2 for BnGradSums {
             .into_par_iter()
             .map(|ch| {
                 let m = self.mean[ch];
-                let mut sum_dy = 0.0f64;
-                let mut sum_dy_xc = 0.0f64;
+                let mut sum_g = 0.0f64;
+                let mut sum_g_xc = 0.0f64;
                 for (g, v) in sh.planes(dy, ch).zip(sh.planes(x, ch)) {
-                    sum_dy += lane_sum(g, |d| d);
-                    sum_dy_xc += lane_sum2(g, v, |d, v| d * (v - m));
+                    if let Some(mask) = &self.mask {
+                        let ab = mask[ch];
+                        sum_g += lane_sum2(g, v, |d, v| gated(d, v, ab));
+                        sum_g_xc += lane_sum2(g, v, |d, v| gated(d, v, ab) * (v - m));
+                    } else {
+                        sum_g += lane_sum(g, |d| d);
+                        sum_g_xc += lane_sum2(g, v, |d, v| d * (v - m));
+                    }
                 }
-                (sum_dy as f32, (sum_dy_xc * self.invstd[ch] as f64) as f32)
+                (sum_g as f32, (sum_g_xc * self.invstd[ch] as f64) as f32)
             })
             .collect();
-        let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+        let (sum_g, sum_g_xhat): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
         Ok((
-            CpuStorage::F32([sum_dy, sum_dy_xhat].concat()),
+            CpuStorage::F32([sum_g, sum_g_xhat].concat()),
             Shape::from((2, sh.c)),
         ))
     }
 }
 
-/// The input gradient, `(dy, x)` -> `dx`, as `a * dy + b * (x - mean) + c`
-/// per channel (the closed form with its per-channel factors folded).
+/// The input gradient, `(dy, x)` -> `dx`, as `a * g + b * (x - mean) + c`
+/// per channel (the closed form with its per-channel factors folded), with
+/// `g` the possibly ReLU-masked output gradient as in [`BnGradSums`].
 struct BnGradInput {
     shape: BnShape,
     mean: Vec<f32>,
     coef: Vec<[f32; 3]>,
+    mask: Option<Vec<(f32, f32)>>,
 }
 
 impl BnGradInput {
-    /// Folds `dx = gamma * invstd / m * (m * dy - sum_dy - xhat * sum_dy_xhat)`
+    /// Folds `dx = gamma * invstd / m * (m * g - sum_g - xhat * sum_g_xhat)`
     /// with `xhat = (x - mean) * invstd` into three factors per channel.
-    fn new(fwd: &BnTrain, gamma: &[f32], sums: &[Vec<f32>]) -> Self {
+    fn new(fwd: &BnTrain, gamma: &[f32], sums: &[Vec<f32>], mask: Option<Vec<(f32, f32)>>) -> Self {
         let m = fwd.shape.count() as f64;
         let coef = (0..fwd.shape.c)
             .map(|ch| {
                 let invstd = fwd.invstd[ch] as f64;
                 let k = gamma[ch] as f64 * invstd / m;
-                let (sum_dy, sum_dy_xhat) = (sums[0][ch] as f64, sums[1][ch] as f64);
+                let (sum_g, sum_g_xhat) = (sums[0][ch] as f64, sums[1][ch] as f64);
                 [
                     (k * m) as f32,
-                    (-k * invstd * sum_dy_xhat) as f32,
-                    (-k * sum_dy) as f32,
+                    (-k * invstd * sum_g_xhat) as f32,
+                    (-k * sum_g) as f32,
                 ]
             })
             .collect();
@@ -371,6 +456,7 @@ impl BnGradInput {
             shape: fwd.shape,
             mean: fwd.mean.clone(),
             coef,
+            mask,
         }
     }
 }
@@ -398,8 +484,16 @@ impl CustomOp2 for BnGradInput {
                 let ch = q % sh.c;
                 let ([a, b, c], m) = (self.coef[ch], self.mean[ch]);
                 let (g, v) = (&dy[q * sh.s..][..sh.s], &x[q * sh.s..][..sh.s]);
-                for ((o, &d), &v) in out.iter_mut().zip(g).zip(v) {
-                    *o = a * d + b * (v - m) + c;
+                let values = out.iter_mut().zip(g).zip(v);
+                if let Some(mask) = &self.mask {
+                    let ab = mask[ch];
+                    for ((o, &d), &v) in values {
+                        *o = a * gated(d, v, ab) + b * (v - m) + c;
+                    }
+                } else {
+                    for ((o, &d), &v) in values {
+                        *o = a * d + b * (v - m) + c;
+                    }
                 }
             });
         Ok((CpuStorage::F32(dx), l2.shape().clone()))
@@ -529,6 +623,57 @@ mod tests {
                 let d = max_abs_diff(a, b);
                 eprintln!("{dims:?}: max |diff| y {dy:.2e}, d{name} {d:.2e}");
                 assert!(close(d, b, 1e-4), "{dims:?}: d{name} differs by {d}");
+            }
+        }
+    }
+
+    fn generic_relu(
+        x: &Tensor,
+        g: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (y, mean, var) = generic_train(x, g, b, eps)?;
+        Ok((y.relu()?, mean, var))
+    }
+
+    #[test]
+    fn fused_relu_matches_batch_norm_then_relu() {
+        for (i, dims) in SHAPES.iter().enumerate() {
+            let (x, gamma, beta, r) = operands(dims, 400 + 10 * i as u64);
+            // Shift beta so that a good share of pre-activations is negative.
+            let beta = (beta - 0.3).unwrap();
+            let ours = run(batch_norm_relu_train, &x, &gamma, &beta, &r);
+            let theirs = run(generic_relu, &x, &gamma, &beta, &r);
+            let dy = max_abs_diff(&ours.y, &theirs.y);
+            assert!(close(dy, &theirs.y, 1e-5), "{dims:?}: y {dy}");
+            let zeros = ours
+                .y
+                .eq(0.0)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .mean_all()
+                .unwrap();
+            let zeros = zeros.to_scalar::<f32>().unwrap();
+            assert!(
+                zeros > 0.2 && zeros < 0.8,
+                "{dims:?}: {zeros} of outputs clipped"
+            );
+            for (name, (a, b)) in ["x", "gamma", "beta"]
+                .iter()
+                .zip(ours.grads.iter().zip(&theirs.grads))
+            {
+                let d = max_abs_diff(a, b);
+                eprintln!("{dims:?} relu: max |diff| y {dy:.2e}, d{name} {d:.2e}");
+                assert!(close(d, b, 1e-4), "{dims:?}: d{name} differs by {d}");
+            }
+            let f = |a: &[Tensor]| Ok(batch_norm_relu_train(&a[0], &a[1], &a[2], EPS)?.0);
+            let inputs = [x, gamma, beta];
+            for (which, name) in ["x", "gamma", "beta"].iter().enumerate() {
+                let err = finite_diff_error(&f, &inputs, which, &r, &ours.grads[which], 8, 1e-3);
+                let tol = 1e-2 * (1.0 + max_abs(&ours.grads[which]));
+                assert!(err < tol, "{dims:?} relu: d{name} off by {err}");
             }
         }
     }
