@@ -58,7 +58,7 @@ fn train(
     eps: f64,
     relu: bool,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
+    let shape = BnShape::for_training(x.dims(), gamma.dims(), beta.dims())?;
     let fast = x.device().is_cpu() && [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
     if !fast {
         let (y, mean, var) = generic_train(x, gamma, beta, eps)?;
@@ -84,7 +84,12 @@ fn train(
 
 /// Inference-mode batch norm: normalizes `x` (`[N, C, ...]`) with the
 /// running statistics `running_mean` and `running_var` (`[C]`), then scales
-/// by `gamma` and shifts by `beta`. Differentiable; runs on any device.
+/// by `gamma` and shifts by `beta`.
+///
+/// On the CPU with f32 operands and constant parameters (none of `gamma`,
+/// `beta` and the statistics needs a gradient) this is one pass over `x`,
+/// differentiable with respect to `x`; otherwise it is candle's op chain,
+/// differentiable with respect to everything.
 pub fn batch_norm_eval(
     x: &Tensor,
     gamma: &Tensor,
@@ -93,12 +98,61 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
+    eval(x, [gamma, beta, running_mean, running_var], eps, false)
+}
+
+/// [`batch_norm_eval`] followed by ReLU, fused on the fast path.
+pub fn batch_norm_relu_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    eval(x, [gamma, beta, running_mean, running_var], eps, true)
+}
+
+/// Inference-mode batch norm with parameters `[gamma, beta, mean, var]`.
+fn eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor> {
+    let [gamma, beta, mean, var] = params;
     let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
-    let scale = gamma.mul(&(running_var + eps)?.sqrt()?.recip()?)?;
-    let shift = beta.sub(&running_mean.mul(&scale)?)?;
-    let bshape = shape.broadcast_dims(x.rank());
-    x.broadcast_mul(&scale.reshape(bshape.as_slice())?)?
-        .broadcast_add(&shift.reshape(bshape.as_slice())?)
+    if mean.dims() != [shape.c] || var.dims() != [shape.c] {
+        return Err(OpsError::BatchNormShape {
+            input: x.dims().to_vec(),
+            gamma: gamma.dims().to_vec(),
+            beta: beta.dims().to_vec(),
+            reason: "running_mean and running_var must be [C] like gamma and beta",
+        }
+        .into());
+    }
+    let fast = x.device().is_cpu()
+        && x.dtype() == DType::F32
+        && params
+            .iter()
+            .all(|t| t.dtype() == DType::F32 && !t.track_op());
+    if !fast {
+        let scale = gamma.mul(&(var + eps)?.sqrt()?.recip()?)?;
+        let shift = beta.sub(&mean.mul(&scale)?)?;
+        let bshape = shape.broadcast_dims(x.rank());
+        let y = x
+            .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
+            .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
+        return if relu { y.relu() } else { Ok(y) };
+    }
+    let [g, b, m, v] = [gamma, beta, mean, var].map(|t| t.to_vec1::<f32>());
+    let (g, b, m, v) = (g?, b?, m?, v?);
+    let affine = (0..shape.c)
+        .map(|ch| {
+            let a = g[ch] as f64 / (v[ch] as f64 + eps).sqrt();
+            (a as f32, (b[ch] as f64 - m[ch] as f64 * a) as f32)
+        })
+        .collect();
+    x.contiguous()?.apply_op1(BnEval {
+        shape,
+        affine,
+        relu,
+    })
 }
 
 /// The running statistics after one training batch, as PyTorch updates
@@ -145,11 +199,30 @@ impl BnShape {
                 "gamma and beta must be [C] with C the input's second dim",
             ));
         }
-        let s = x[2..].iter().product();
-        if n * s < 2 {
-            return Err(fail("training needs more than one value per channel"));
+        Ok(Self {
+            n,
+            c,
+            s: x[2..].iter().product(),
+        })
+    }
+
+    /// [`BnShape::new`], also requiring the two values per channel that
+    /// batch statistics need.
+    fn for_training(
+        x: &[usize],
+        gamma: &[usize],
+        beta: &[usize],
+    ) -> std::result::Result<Self, OpsError> {
+        let shape = Self::new(x, gamma, beta)?;
+        if shape.count() < 2 {
+            return Err(OpsError::BatchNormShape {
+                input: x.to_vec(),
+                gamma: gamma.to_vec(),
+                beta: beta.to_vec(),
+                reason: "training needs more than one value per channel",
+            });
         }
-        Ok(Self { n, c, s })
+        Ok(shape)
     }
 
     /// Values per channel.
@@ -500,6 +573,90 @@ impl CustomOp2 for BnGradInput {
     }
 }
 
+/// Inference batch norm as a fixed per-channel affine map, `x -> a * x + b`
+/// (then ReLU if fused), differentiable with respect to `x` only.
+struct BnEval {
+    shape: BnShape,
+    affine: Vec<(f32, f32)>,
+    relu: bool,
+}
+
+impl CustomOp1 for BnEval {
+    fn name(&self) -> &'static str {
+        "ablate-batch-norm-eval"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let sh = self.shape;
+        let x = dense_f32(s, l, self.name(), "input")?;
+        let mut y = vec![0.0f32; x.len()];
+        y.par_chunks_mut(sh.s)
+            .with_min_len(sh.min_planes())
+            .enumerate()
+            .for_each(|(q, out)| {
+                let (a, b) = self.affine[q % sh.c];
+                let src = &x[q * sh.s..][..sh.s];
+                if self.relu {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = relu(a * v + b);
+                    }
+                } else {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = a * v + b;
+                    }
+                }
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let op = BnEvalGrad {
+            shape: self.shape,
+            affine: self.affine.clone(),
+            relu: self.relu,
+        };
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(y, &op)?))
+    }
+}
+
+/// The input gradient of [`BnEval`], `(dy, y) -> a * dy` (zero where a
+/// fused ReLU clipped the output).
+struct BnEvalGrad {
+    shape: BnShape,
+    affine: Vec<(f32, f32)>,
+    relu: bool,
+}
+
+impl CustomOp2 for BnEvalGrad {
+    fn name(&self) -> &'static str {
+        "ablate-batch-norm-eval-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let sh = self.shape;
+        let dy = dense_f32(s1, l1, self.name(), "grad")?;
+        let y = dense_f32(s2, l2, self.name(), "output")?;
+        let mut dx = vec![0.0f32; dy.len()];
+        dx.par_chunks_mut(sh.s)
+            .with_min_len(sh.min_planes())
+            .enumerate()
+            .for_each(|(q, out)| {
+                let a = self.affine[q % sh.c].0;
+                let (g, y) = (&dy[q * sh.s..][..sh.s], &y[q * sh.s..][..sh.s]);
+                for ((o, &d), &v) in out.iter_mut().zip(g).zip(y) {
+                    *o = if self.relu && v <= 0.0 { 0.0 } else { a * d };
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
 /// Training-mode batch norm from candle's generic ops: the fallback off the
 /// CPU, and the reference the fused op is tested against.
 fn generic_train(
@@ -706,6 +863,44 @@ mod tests {
         // Channel 0: (x - 1) / 2; channel 1: 2 * (x - 2) + 1.
         let y = batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 0.0).unwrap();
         assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.0, 1.0], [1.0, 9.0]]);
+        // With beta0 = -0.5 channel 0 becomes (x - 1) / 2 - 0.5: -0.5 and 0.5.
+        let beta = Tensor::new(&[-0.5f32, 1.0], &Device::Cpu).unwrap();
+        let y = batch_norm_relu_eval(&x, &gamma, &beta, &rm, &rv, 0.0).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.0, 1.0], [0.5, 9.0]]);
+        // A single sample with one value per channel is fine at inference.
+        let one = Tensor::new(&[[3.0f32, 6.0]], &Device::Cpu).unwrap();
+        let y = batch_norm_eval(&one, &gamma, &beta, &rm, &rv, 0.0).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.5, 9.0]]);
+    }
+
+    #[test]
+    fn eval_fast_path_matches_the_op_chain() {
+        let dims = [3, 5, 6, 7];
+        let (x, gamma, beta, r) = operands(&dims, 60);
+        let rm = seeded(&[5], 61);
+        let rv = (seeded(&[5], 62).abs().unwrap() + 0.5).unwrap();
+        let xv = Var::from_tensor(&x).unwrap();
+        for fused in [false, true] {
+            let f = if fused {
+                batch_norm_relu_eval
+            } else {
+                batch_norm_eval
+            };
+            // Constant parameters take the fused op; a Var gamma the op chain.
+            let fast = f(xv.as_tensor(), &gamma, &beta, &rm, &rv, EPS).unwrap();
+            let gv = Var::from_tensor(&gamma).unwrap();
+            let chain = f(xv.as_tensor(), gv.as_tensor(), &beta, &rm, &rv, EPS).unwrap();
+            assert!(close(max_abs_diff(&fast, &chain), &chain, 1e-5));
+            let grad = |y: &Tensor| {
+                let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                grads.get(xv.as_tensor()).unwrap().clone()
+            };
+            let (g_fast, g_chain) = (grad(&fast), grad(&chain));
+            assert!(
+                close(max_abs_diff(&g_fast, &g_chain), &g_chain, 1e-5),
+                "fused {fused}"
+            );
+        }
     }
 
     #[test]

@@ -29,7 +29,8 @@ mod scratch;
 mod testing;
 
 pub use batch_norm::{
-    batch_norm_eval, batch_norm_relu_train, batch_norm_train, running_stats_update,
+    batch_norm_eval, batch_norm_relu_eval, batch_norm_relu_train, batch_norm_train,
+    running_stats_update,
 };
 pub use conv2d::conv2d;
 pub use geometry::ConvGeometry;
