@@ -72,11 +72,12 @@ fn train(
         .iter()
         .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
         .collect();
-    let op = BnTrain {
+    let op = BnNormalize {
         shape,
         mean: mean.to_vec1()?,
         invstd,
         relu,
+        batch_stats: true,
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     Ok((y, mean, var))
@@ -86,10 +87,10 @@ fn train(
 /// running statistics `running_mean` and `running_var` (`[C]`), then scales
 /// by `gamma` and shifts by `beta`.
 ///
-/// On the CPU with f32 operands and constant parameters (none of `gamma`,
-/// `beta` and the statistics needs a gradient) this is one pass over `x`,
-/// differentiable with respect to `x`; otherwise it is candle's op chain,
-/// differentiable with respect to everything.
+/// Differentiable with respect to `x`, `gamma` and `beta`; the running
+/// statistics are constants, as PyTorch's buffers are. On the CPU with f32
+/// operands it is one pass over `x` (the same custom op as training, with
+/// fixed statistics); elsewhere it is candle's op chain.
 pub fn batch_norm_eval(
     x: &Tensor,
     gamma: &Tensor,
@@ -126,33 +127,24 @@ fn eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor
         }
         .into());
     }
-    let fast = x.device().is_cpu()
-        && x.dtype() == DType::F32
-        && params
-            .iter()
-            .all(|t| t.dtype() == DType::F32 && !t.track_op());
+    let fast = x.device().is_cpu() && params.iter().chain([&x]).all(|t| t.dtype() == DType::F32);
     if !fast {
-        let scale = gamma.mul(&(var + eps)?.sqrt()?.recip()?)?;
-        let shift = beta.sub(&mean.mul(&scale)?)?;
-        let bshape = shape.broadcast_dims(x.rank());
-        let y = x
-            .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
-            .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
-        return if relu { y.relu() } else { Ok(y) };
+        return generic_eval(x, params, eps, relu);
     }
-    let [g, b, m, v] = [gamma, beta, mean, var].map(|t| t.to_vec1::<f32>());
-    let (g, b, m, v) = (g?, b?, m?, v?);
-    let affine = (0..shape.c)
-        .map(|ch| {
-            let a = g[ch] as f64 / (v[ch] as f64 + eps).sqrt();
-            (a as f32, (b[ch] as f64 - m[ch] as f64 * a) as f32)
-        })
+    let invstd = var
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
         .collect();
-    x.contiguous()?.apply_op1(BnEval {
+    let op = BnNormalize {
         shape,
-        affine,
+        mean: mean.to_vec1()?,
+        invstd,
         relu,
-    })
+        batch_stats: false,
+    };
+    x.contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
 }
 
 /// The running statistics after one training batch, as PyTorch updates
@@ -228,13 +220,6 @@ impl BnShape {
     /// Values per channel.
     fn count(&self) -> usize {
         self.n * self.s
-    }
-
-    /// `[1, C, 1, ...]` for broadcasting per-channel values against `x`.
-    fn broadcast_dims(&self, rank: usize) -> Vec<usize> {
-        let mut dims = vec![1; rank];
-        dims[1] = self.c;
-        dims
     }
 
     /// The `n` planes of channel `ch` in a dense `[n, c, s]` slice.
@@ -320,16 +305,19 @@ impl CustomOp1 for BnStats {
     }
 }
 
-/// The normalization itself, `(x, gamma, beta) -> y`, with the batch
-/// statistics fixed at construction and an optional fused ReLU.
-struct BnTrain {
+/// The normalization itself, `(x, gamma, beta) -> y`, with the statistics
+/// fixed at construction and an optional fused ReLU.
+struct BnNormalize {
     shape: BnShape,
     mean: Vec<f32>,
     invstd: Vec<f32>,
     relu: bool,
+    /// Whether the statistics are this batch's (training), so that `x`'s
+    /// gradient flows through them too, or running statistics (inference).
+    batch_stats: bool,
 }
 
-impl BnTrain {
+impl BnNormalize {
     /// The per-channel `(a, b)` with `bn(x) = a * x + b`. Forward and backward
     /// both take them from here, so the backward pass recomputes exactly the
     /// forward's pre-activations when it rebuilds the ReLU mask.
@@ -343,7 +331,7 @@ impl BnTrain {
     }
 }
 
-impl CustomOp3 for BnTrain {
+impl CustomOp3 for BnNormalize {
     fn name(&self) -> &'static str {
         "ablate-batch-norm"
     }
@@ -397,29 +385,32 @@ impl CustomOp3 for BnTrain {
         } else {
             None
         };
-        let sums_op = BnGradSums {
-            shape: self.shape,
-            mean: self.mean.clone(),
-            invstd: self.invstd.clone(),
-            mask: mask.clone(),
-        };
-        let sums = grad.apply_op2_no_bwd(x, &sums_op)?;
-        let grad_x = if x.track_op() {
-            let op = BnGradInput::new(self, &gamma_v, &sums.to_vec2()?, mask);
+        let need_sums = gamma.track_op() || beta.track_op() || (self.batch_stats && x.track_op());
+        let sums = if need_sums {
+            let op = BnGradSums {
+                shape: self.shape,
+                mean: self.mean.clone(),
+                invstd: self.invstd.clone(),
+                mask: mask.clone(),
+            };
             Some(grad.apply_op2_no_bwd(x, &op)?)
         } else {
             None
         };
-        let grad_gamma = if gamma.track_op() {
-            Some(sums.get(1)?)
-        } else {
-            None
+        let grad_x = match (&sums, x.track_op()) {
+            (_, false) => None,
+            (Some(sums), true) if self.batch_stats => {
+                let op = BnGradInput::batch_stats(self, &gamma_v, &sums.to_vec2()?, mask);
+                Some(grad.apply_op2_no_bwd(x, &op)?)
+            }
+            _ => {
+                let op = BnGradInput::fixed_stats(self, &gamma_v, mask);
+                Some(grad.apply_op2_no_bwd(x, &op)?)
+            }
         };
-        let grad_beta = if beta.track_op() {
-            Some(sums.get(0)?)
-        } else {
-            None
-        };
+        let sum = |row| sums.as_ref().map(|s| s.get(row)).transpose();
+        let grad_gamma = if gamma.track_op() { sum(1)? } else { None };
+        let grad_beta = if beta.track_op() { sum(0)? } else { None };
         Ok((grad_x, grad_gamma, grad_beta))
     }
 }
@@ -509,9 +500,15 @@ struct BnGradInput {
 }
 
 impl BnGradInput {
-    /// Folds `dx = gamma * invstd / m * (m * g - sum_g - xhat * sum_g_xhat)`
-    /// with `xhat = (x - mean) * invstd` into three factors per channel.
-    fn new(fwd: &BnTrain, gamma: &[f32], sums: &[Vec<f32>], mask: Option<Vec<(f32, f32)>>) -> Self {
+    /// Training: folds `dx = gamma * invstd / m * (m * g - sum_g - xhat *
+    /// sum_g_xhat)`, with `xhat = (x - mean) * invstd`, into three factors
+    /// per channel.
+    fn batch_stats(
+        fwd: &BnNormalize,
+        gamma: &[f32],
+        sums: &[Vec<f32>],
+        mask: Option<Vec<(f32, f32)>>,
+    ) -> Self {
         let m = fwd.shape.count() as f64;
         let coef = (0..fwd.shape.c)
             .map(|ch| {
@@ -524,6 +521,19 @@ impl BnGradInput {
                     (-k * sum_g) as f32,
                 ]
             })
+            .collect();
+        Self {
+            shape: fwd.shape,
+            mean: fwd.mean.clone(),
+            coef,
+            mask,
+        }
+    }
+
+    /// Inference: the statistics are constants, so `dx = gamma * invstd * g`.
+    fn fixed_stats(fwd: &BnNormalize, gamma: &[f32], mask: Option<Vec<(f32, f32)>>) -> Self {
+        let coef = (0..fwd.shape.c)
+            .map(|ch| [gamma[ch] * fwd.invstd[ch], 0.0, 0.0])
             .collect();
         Self {
             shape: fwd.shape,
@@ -573,90 +583,6 @@ impl CustomOp2 for BnGradInput {
     }
 }
 
-/// Inference batch norm as a fixed per-channel affine map, `x -> a * x + b`
-/// (then ReLU if fused), differentiable with respect to `x` only.
-struct BnEval {
-    shape: BnShape,
-    affine: Vec<(f32, f32)>,
-    relu: bool,
-}
-
-impl CustomOp1 for BnEval {
-    fn name(&self) -> &'static str {
-        "ablate-batch-norm-eval"
-    }
-
-    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let sh = self.shape;
-        let x = dense_f32(s, l, self.name(), "input")?;
-        let mut y = vec![0.0f32; x.len()];
-        y.par_chunks_mut(sh.s)
-            .with_min_len(sh.min_planes())
-            .enumerate()
-            .for_each(|(q, out)| {
-                let (a, b) = self.affine[q % sh.c];
-                let src = &x[q * sh.s..][..sh.s];
-                if self.relu {
-                    for (o, &v) in out.iter_mut().zip(src) {
-                        *o = relu(a * v + b);
-                    }
-                } else {
-                    for (o, &v) in out.iter_mut().zip(src) {
-                        *o = a * v + b;
-                    }
-                }
-            });
-        Ok((CpuStorage::F32(y), l.shape().clone()))
-    }
-
-    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        let op = BnEvalGrad {
-            shape: self.shape,
-            affine: self.affine.clone(),
-            relu: self.relu,
-        };
-        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(y, &op)?))
-    }
-}
-
-/// The input gradient of [`BnEval`], `(dy, y) -> a * dy` (zero where a
-/// fused ReLU clipped the output).
-struct BnEvalGrad {
-    shape: BnShape,
-    affine: Vec<(f32, f32)>,
-    relu: bool,
-}
-
-impl CustomOp2 for BnEvalGrad {
-    fn name(&self) -> &'static str {
-        "ablate-batch-norm-eval-grad"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let sh = self.shape;
-        let dy = dense_f32(s1, l1, self.name(), "grad")?;
-        let y = dense_f32(s2, l2, self.name(), "output")?;
-        let mut dx = vec![0.0f32; dy.len()];
-        dx.par_chunks_mut(sh.s)
-            .with_min_len(sh.min_planes())
-            .enumerate()
-            .for_each(|(q, out)| {
-                let a = self.affine[q % sh.c].0;
-                let (g, y) = (&dy[q * sh.s..][..sh.s], &y[q * sh.s..][..sh.s]);
-                for ((o, &d), &v) in out.iter_mut().zip(g).zip(y) {
-                    *o = if self.relu && v <= 0.0 { 0.0 } else { a * d };
-                }
-            });
-        Ok((CpuStorage::F32(dx), l1.shape().clone()))
-    }
-}
-
 /// Training-mode batch norm from candle's generic ops: the fallback off the
 /// CPU, and the reference the fused op is tested against.
 fn generic_train(
@@ -678,6 +604,24 @@ fn generic_train(
         .broadcast_mul(&gamma.reshape(bshape.as_slice())?)?
         .broadcast_add(&beta.reshape(bshape.as_slice())?)?;
     Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
+}
+
+/// Inference-mode batch norm from candle's generic ops: the fallback off the
+/// CPU, and the reference the fast path is tested against.
+fn generic_eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor> {
+    let [gamma, beta, mean, var] = params;
+    let mut bshape = vec![1; x.rank()];
+    bshape[1] = x.dim(1)?;
+    let scale = gamma.mul(&(var.detach() + eps)?.sqrt()?.recip()?)?;
+    let shift = beta.sub(&mean.detach().mul(&scale)?)?;
+    let y = x
+        .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
+        .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
 }
 
 #[cfg(test)]
@@ -874,32 +818,33 @@ mod tests {
     }
 
     #[test]
-    fn eval_fast_path_matches_the_op_chain() {
+    fn eval_matches_the_op_chain_and_its_gradients() {
         let dims = [3, 5, 6, 7];
         let (x, gamma, beta, r) = operands(&dims, 60);
-        let rm = seeded(&[5], 61);
+        // Running statistics near the batch's, so the ReLU clips some outputs.
+        let rm = (Tensor::arange(0.0f32, 5.0, &Device::Cpu).unwrap() * 3.0).unwrap();
         let rv = (seeded(&[5], 62).abs().unwrap() + 0.5).unwrap();
-        let xv = Var::from_tensor(&x).unwrap();
         for fused in [false, true] {
+            let vars = [&x, &gamma, &beta].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, gv, bv] = vars.each_ref().map(|v| v.as_tensor());
             let f = if fused {
                 batch_norm_relu_eval
             } else {
                 batch_norm_eval
             };
-            // Constant parameters take the fused op; a Var gamma the op chain.
-            let fast = f(xv.as_tensor(), &gamma, &beta, &rm, &rv, EPS).unwrap();
-            let gv = Var::from_tensor(&gamma).unwrap();
-            let chain = f(xv.as_tensor(), gv.as_tensor(), &beta, &rm, &rv, EPS).unwrap();
-            assert!(close(max_abs_diff(&fast, &chain), &chain, 1e-5));
-            let grad = |y: &Tensor| {
-                let grads = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
-                grads.get(xv.as_tensor()).unwrap().clone()
+            let fast = f(xv, gv, bv, &rm, &rv, EPS).unwrap();
+            let chain = generic_eval(xv, [gv, bv, &rm, &rv], EPS, fused).unwrap();
+            let dy = max_abs_diff(&fast, &chain);
+            assert!(close(dy, &chain, 1e-5), "fused {fused}: y {dy}");
+            let grads = |y: &Tensor| {
+                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                vars.each_ref()
+                    .map(|v| g.get(v.as_tensor()).expect("gradient").clone())
             };
-            let (g_fast, g_chain) = (grad(&fast), grad(&chain));
-            assert!(
-                close(max_abs_diff(&g_fast, &g_chain), &g_chain, 1e-5),
-                "fused {fused}"
-            );
+            for (a, b) in grads(&fast).iter().zip(&grads(&chain)) {
+                let d = max_abs_diff(a, b);
+                assert!(close(d, b, 1e-5), "fused {fused}: gradient differs by {d}");
+            }
         }
     }
 
