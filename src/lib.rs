@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod experiment;
 pub mod io;
 pub mod metrics;
 pub mod mining;
@@ -13,5 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod outputs;
 pub mod pipeline;
+pub mod runner;
 pub mod seed;
+pub mod stats;
 pub mod train;

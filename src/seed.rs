@@ -48,8 +48,14 @@ mod tests {
 
     #[test]
     fn same_inputs_give_same_stream() {
-        let a: Vec<u32> = stream(7, "shuffle", &[1, 2]).random_iter().take(8).collect();
-        let b: Vec<u32> = stream(7, "shuffle", &[1, 2]).random_iter().take(8).collect();
+        let a: Vec<u32> = stream(7, "shuffle", &[1, 2])
+            .random_iter()
+            .take(8)
+            .collect();
+        let b: Vec<u32> = stream(7, "shuffle", &[1, 2])
+            .random_iter()
+            .take(8)
+            .collect();
         assert_eq!(a, b);
     }
 
@@ -68,9 +74,8 @@ mod tests {
     fn derived_seed_is_pinned() {
         // Pinned so that an accidental change of the derivation (which would
         // silently change every published result) fails loudly.
-        assert_eq!(derive_u64(0, "init", &[]), derive_u64(0, "init", &[]));
         let pinned = derive_u64(42, "pin", &[1]);
         assert_eq!(pinned, PINNED);
     }
-    const PINNED: u64 = 0;
+    const PINNED: u64 = 15_302_572_493_609_177_545;
 }

@@ -52,6 +52,9 @@ pub struct TrainingArgs {
     /// Model architecture: resnet18, resnet34, or a CPU variant such as resnet10-w16.
     #[arg(long, default_value = "resnet10-w16")]
     pub model: String,
+    /// Pretrained weights: a safetensors file with torchvision parameter names.
+    #[arg(long)]
+    pub pretrained: Option<PathBuf>,
     /// Side of the square input in pixels.
     #[arg(long, default_value_t = 64)]
     pub image_size: u32,
@@ -75,7 +78,8 @@ pub struct TrainingArgs {
 impl TrainingArgs {
     /// The model configuration named by `--model`.
     pub fn model_config(&self) -> Result<ResNetConfig> {
-        ResNetConfig::from_name(&self.model, 2).with_context(|| format!("invalid --model '{}'", self.model))
+        ResNetConfig::from_name(&self.model, 2)
+            .with_context(|| format!("invalid --model '{}'", self.model))
     }
 
     /// Training hyper-parameters from the flags.
@@ -114,10 +118,17 @@ impl TrainingArgs {
         if let Some(dir) = &self.data {
             return Ok(dir.clone());
         }
-        let config = SynthConfig { seed: self.synthetic_seed, size: self.image_size.max(64), ..SynthConfig::default() };
+        let config = SynthConfig {
+            seed: self.synthetic_seed,
+            size: self.image_size.max(64),
+            ..SynthConfig::default()
+        };
         let generated = ensure_synthetic(&self.synthetic_dir, &config)?;
         if generated && !quiet {
-            eprintln!("generated synthetic data in '{}'", self.synthetic_dir.display());
+            eprintln!(
+                "generated synthetic data in '{}'",
+                self.synthetic_dir.display()
+            );
         }
         Ok(self.synthetic_dir.clone())
     }

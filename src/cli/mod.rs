@@ -5,8 +5,10 @@
 //! 1 a run finished with failures, 2 an error).
 
 mod common;
+mod config;
 mod pipeline;
 mod progress;
+mod run;
 mod synth;
 mod train;
 
@@ -42,22 +44,36 @@ enum Command {
     Train(train::TrainArgs),
     /// Run the four-step method (weak model, false-positive query, mining, strong model).
     Pipeline(pipeline::PipelineArgs),
+    /// Run every cell of an experiment file.
+    Run(run::RunArgs),
+    /// Show the cells, shared stages and training counts of an experiment file without running it.
+    Plan(run::PlanArgs),
+    /// Print the experiment-file settings with their defaults.
+    Config(config::ConfigArgs),
 }
 
 /// Runs the command line and returns the process exit code.
 pub fn main() -> i32 {
+    // candle attaches a backtrace to its errors whenever backtraces are on;
+    // keep them for panics only, so error messages stay readable.
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        std::env::set_var("RUST_LIB_BACKTRACE", "0");
+    }
     let cli = Cli::parse();
     if let Err(error) = configure_threads(cli.global.threads) {
         eprintln!("error: {error:#}");
         return 2;
     }
     let result = match &cli.command {
-        Command::Synth(args) => synth::run(args, &cli.global),
-        Command::Train(args) => train::run(args, &cli.global),
-        Command::Pipeline(args) => pipeline::run(args, &cli.global),
+        Command::Synth(args) => synth::run(args, &cli.global).map(|()| 0),
+        Command::Train(args) => train::run(args, &cli.global).map(|()| 0),
+        Command::Pipeline(args) => pipeline::run(args, &cli.global).map(|()| 0),
+        Command::Run(args) => run::run(args, &cli.global),
+        Command::Plan(args) => run::plan(args, &cli.global),
+        Command::Config(args) => config::run(args),
     };
     match result {
-        Ok(()) => 0,
+        Ok(code) => code,
         Err(error) => {
             eprintln!("error: {error:#}");
             2
@@ -68,11 +84,10 @@ pub fn main() -> i32 {
 /// Sets the thread count for candle (which reads `RAYON_NUM_THREADS`) and
 /// for rayon's global pool, before either starts.
 fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
-    let threads = match threads {
-        Some(0) => anyhow::bail!("--threads must be at least 1"),
-        Some(n) => n,
-        None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
-    };
+    if threads == Some(0) {
+        anyhow::bail!("--threads must be at least 1");
+    }
+    let threads = thread_count(threads);
     // candle sizes its own thread use from this variable; it is set here,
     // before this process starts any other thread.
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
@@ -80,4 +95,13 @@ fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
         .num_threads(threads)
         .build_global()
         .map_err(|e| anyhow::anyhow!("could not start {threads} worker threads: {e}"))
+}
+
+/// The thread count asked for, or all cores.
+fn thread_count(threads: Option<usize>) -> usize {
+    threads.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }

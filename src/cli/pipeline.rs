@@ -7,8 +7,8 @@ use super::GlobalArgs;
 use crate::data::prepare::PreparedData;
 use crate::io::write_csv_atomic;
 use crate::mining::{MiningConfig, Strategy};
-use crate::outputs::PredictionRow;
-use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome};
+use crate::outputs::{MetricColumns, PredictionRow};
+use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome, TrainSpec};
 use anyhow::{Context, Result};
 use candle_core::Device;
 use serde::Serialize;
@@ -48,9 +48,6 @@ struct PipelineMetricsRow<'a> {
     train_size: usize,
     best_epoch: usize,
     n: usize,
-    loss: f64,
-    #[serde(flatten)]
-    metrics: &'a crate::metrics::binary::BinaryMetrics,
 }
 
 /// One row of `mined.csv`.
@@ -89,24 +86,24 @@ pub fn run(args: &PipelineArgs, global: &GlobalArgs) -> Result<()> {
         })
         .collect();
     let mut bars: Option<(String, EpochBars)> = None;
-    let outcome = run_pipeline(
-        &model_config,
-        &config,
-        &minings,
-        &data,
-        args.training.seed,
-        &Device::Cpu,
-        &mut |stage, mining, event| {
-            let label = match stage {
-                crate::pipeline::Stage::Weak => "weak".to_string(),
-                crate::pipeline::Stage::Strong => format!("strong/{}", mining.strategy),
-            };
-            if bars.as_ref().is_none_or(|(l, _)| *l != label) {
-                bars = Some((label.clone(), EpochBars::new(label, global.quiet)));
-            }
-            bars.as_mut().expect("set above").1.on_event(event);
-        },
-    )
+    let pretrained = args.training.pretrained.as_deref();
+    let spec = TrainSpec {
+        model: &model_config,
+        pretrained,
+        training: &config,
+        seed: args.training.seed,
+        device: &Device::Cpu,
+    };
+    let outcome = run_pipeline(spec, &minings, &data, &mut |stage, mining, event| {
+        let label = match stage {
+            crate::pipeline::Stage::Weak => "weak".to_string(),
+            crate::pipeline::Stage::Strong => format!("strong/{}", mining.strategy),
+        };
+        if bars.as_ref().is_none_or(|(l, _)| *l != label) {
+            bars = Some((label.clone(), EpochBars::new(label, global.quiet)));
+        }
+        bars.as_mut().expect("set above").1.on_event(event);
+    })
     .context("pipeline failed")?;
     write_outputs(args, &data, &outcome)?;
     print_summary(args, &outcome);
@@ -117,37 +114,43 @@ fn kind_name(data: &PreparedData, store_index: usize) -> Option<&'static str> {
     data.patch(store_index).kind.map(|k| k.name())
 }
 
-fn write_outputs(args: &PipelineArgs, data: &PreparedData, outcome: &PipelineOutcome) -> Result<()> {
+fn write_outputs(
+    args: &PipelineArgs,
+    data: &PreparedData,
+    outcome: &PipelineOutcome,
+) -> Result<()> {
     let out = &args.out;
     let context = |file: &str| format!("could not write '{}'", out.join(file).display());
     let fps = &outcome.false_positives;
-    let mut rows = vec![PipelineMetricsRow {
-        strategy: "-",
-        model: "weak",
-        num_query: args.num_query,
-        false_positives: fps.len(),
-        mined: 0,
-        mimic_fraction: None,
-        train_size: outcome.weak.train_size,
-        best_epoch: outcome.weak.best_epoch,
-        n: outcome.weak.test.scores.len(),
-        loss: outcome.weak.test.loss,
-        metrics: &outcome.weak.metrics,
-    }];
-    for s in &outcome.strategies {
-        rows.push(PipelineMetricsRow {
-            strategy: s.mining.strategy.name(),
-            model: "strong",
-            num_query: s.mining.num_query,
+    let mut rows = vec![(
+        PipelineMetricsRow {
+            strategy: "-",
+            model: "weak",
+            num_query: args.num_query,
             false_positives: fps.len(),
-            mined: s.mined.len(),
-            mimic_fraction: s.precision,
-            train_size: s.strong.train_size,
-            best_epoch: s.strong.best_epoch,
-            n: s.strong.test.scores.len(),
-            loss: s.strong.test.loss,
-            metrics: &s.strong.metrics,
-        });
+            mined: 0,
+            mimic_fraction: None,
+            train_size: outcome.weak.train_size,
+            best_epoch: outcome.weak.best_epoch,
+            n: outcome.weak.test.scores.len(),
+        },
+        MetricColumns::new(outcome.weak.test.loss, &outcome.weak.metrics),
+    )];
+    for s in &outcome.strategies {
+        rows.push((
+            PipelineMetricsRow {
+                strategy: s.mining.strategy.name(),
+                model: "strong",
+                num_query: s.mining.num_query,
+                false_positives: fps.len(),
+                mined: s.mined.len(),
+                mimic_fraction: s.precision,
+                train_size: s.strong.train_size,
+                best_epoch: s.strong.best_epoch,
+                n: s.strong.test.scores.len(),
+            },
+            MetricColumns::new(s.strong.test.loss, &s.strong.metrics),
+        ));
     }
     write_csv_atomic(&out.join("metrics.csv"), &rows).with_context(|| context("metrics.csv"))?;
 
@@ -155,8 +158,16 @@ fn write_outputs(args: &PipelineArgs, data: &PreparedData, outcome: &PipelineOut
     for s in &outcome.strategies {
         for m in &s.mined {
             let store_index = data.pool_offset + m.pool_index;
-            let found_by: Vec<String> =
-                m.found_by.iter().map(|&q| data.patch(fps[q].hard_index).path.to_string_lossy().into_owned()).collect();
+            let found_by: Vec<String> = m
+                .found_by
+                .iter()
+                .map(|&q| {
+                    data.patch(fps[q].hard_index)
+                        .path
+                        .to_string_lossy()
+                        .into_owned()
+                })
+                .collect();
             mined_rows.push(MinedRow {
                 strategy: s.mining.strategy.name(),
                 path: data.patch(store_index).path.to_string_lossy().into_owned(),
@@ -172,13 +183,18 @@ fn write_outputs(args: &PipelineArgs, data: &PreparedData, outcome: &PipelineOut
     let fp_rows: Vec<FalsePositiveRow> = fps
         .iter()
         .map(|fp| FalsePositiveRow {
-            path: data.patch(fp.hard_index).path.to_string_lossy().into_owned(),
+            path: data
+                .patch(fp.hard_index)
+                .path
+                .to_string_lossy()
+                .into_owned(),
             slide: &data.patch(fp.hard_index).slide,
             kind: kind_name(data, fp.hard_index),
             score: fp.score,
         })
         .collect();
-    write_csv_atomic(&out.join("false_positives.csv"), &fp_rows).with_context(|| context("false_positives.csv"))?;
+    write_csv_atomic(&out.join("false_positives.csv"), &fp_rows)
+        .with_context(|| context("false_positives.csv"))?;
 
     let mut predictions = Vec::new();
     let mut add = |model: &str, o: &ModelOutcome| {
@@ -190,22 +206,41 @@ fn write_outputs(args: &PipelineArgs, data: &PreparedData, outcome: &PipelineOut
     for s in outcome.strategies.iter().filter(|s| s.strong_trained) {
         add(&format!("strong/{}", s.mining.strategy), &s.strong);
     }
-    write_csv_atomic(&out.join("predictions.csv"), &predictions).with_context(|| context("predictions.csv"))?;
+    write_csv_atomic(&out.join("predictions.csv"), &predictions)
+        .with_context(|| context("predictions.csv"))?;
     Ok(())
 }
 
 fn print_summary(args: &PipelineArgs, outcome: &PipelineOutcome) {
-    println!("{} false positives on validation; outputs in '{}'", outcome.false_positives.len(), args.out.display());
-    println!("{:<12}{:>7}{:>8}{:>8}{:>8}{:>8}{:>8}", "model", "mined", "mimic", "AUROC", "AUPRC", "sens", "spec");
+    println!(
+        "{} false positives on validation; outputs in '{}'",
+        outcome.false_positives.len(),
+        args.out.display()
+    );
+    println!(
+        "{:<12}{:>7}{:>8}{:>8}{:>8}{:>8}{:>8}",
+        "model", "mined", "mimic", "AUROC", "AUPRC", "sens", "spec"
+    );
     let line = |name: &str, mined: usize, precision: Option<f64>, o: &ModelOutcome| {
         let precision = precision.map_or("-".to_string(), |p| format!("{p:.3}"));
         println!(
             "{:<12}{:>7}{:>8}{:>8.4}{:>8.4}{:>8.4}{:>8.4}",
-            name, mined, precision, o.metrics.auroc, o.metrics.auprc, o.metrics.sensitivity, o.metrics.specificity
+            name,
+            mined,
+            precision,
+            o.metrics.auroc,
+            o.metrics.auprc,
+            o.metrics.sensitivity,
+            o.metrics.specificity
         );
     };
     line("weak", 0, None, &outcome.weak);
     for s in &outcome.strategies {
-        line(s.mining.strategy.name(), s.mined.len(), s.precision, &s.strong);
+        line(
+            s.mining.strategy.name(),
+            s.mined.len(),
+            s.precision,
+            &s.strong,
+        );
     }
 }

@@ -17,8 +17,12 @@ pub struct SynthArgs {
 
 /// Generates the dataset and prints a summary.
 pub fn run(args: &SynthArgs, global: &GlobalArgs) -> anyhow::Result<()> {
-    let summary = generate(&args.config, &args.out)
-        .with_context(|| format!("could not generate synthetic data in '{}'", args.out.display()))?;
+    let summary = generate(&args.config, &args.out).with_context(|| {
+        format!(
+            "could not generate synthetic data in '{}'",
+            args.out.display()
+        )
+    })?;
     if !global.quiet {
         println!("wrote {} to '{}'", summary, args.out.display());
     }

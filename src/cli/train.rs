@@ -5,7 +5,7 @@ use super::progress::EpochBars;
 use super::GlobalArgs;
 use crate::io::{write_atomic, write_csv_atomic};
 use crate::metrics::binary::BinaryMetrics;
-use crate::outputs::{MetricsRow, PredictionRow};
+use crate::outputs::{Evaluated, MetricColumns, MetricsRow, PredictionRow};
 use crate::train::checkpoint::save_checkpoint;
 use crate::train::evaluate::evaluate;
 use crate::train::{train_model, TrainData, TrainedModel};
@@ -32,8 +32,14 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
     let mut bars = EpochBars::new("model", global.quiet);
     let trained = train_model(
         &model_config,
+        args.training.pretrained.as_deref(),
         &config,
-        TrainData { store: &data.store, positive: &data.positive, train: &data.split.train, valid: &data.split.valid },
+        TrainData {
+            store: &data.store,
+            positive: &data.positive,
+            train: &data.split.train,
+            valid: &data.split.valid,
+        },
         args.training.seed,
         &device,
         &mut |event| bars.on_event(event),
@@ -43,23 +49,35 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
     let mut metrics_rows = Vec::new();
     let mut prediction_rows = Vec::new();
     for (name, indices) in [("valid", &data.split.valid), ("test", &data.split.test)] {
-        let eval = evaluate(&trained.model, &data.store, &data.positive, indices, config.eval_batch_size, &device)?;
+        let eval = evaluate(
+            &trained.model,
+            &data.store,
+            &data.positive,
+            indices,
+            config.eval_batch_size,
+            &device,
+        )?;
         let labels: Vec<bool> = indices.iter().map(|&i| data.positive[i]).collect();
         let metrics = BinaryMetrics::compute(&labels, &eval.scores, config.threshold)
             .with_context(|| format!("could not compute metrics on the {name} split"))?;
-        metrics_rows.push(MetricsRow { model: "model".into(), split: name.into(), n: indices.len(), loss: eval.loss, metrics });
+        let evaluated = Evaluated {
+            model: "model".into(),
+            split: name.into(),
+            n: indices.len(),
+        };
+        metrics_rows.push((evaluated, MetricColumns::new(eval.loss, &metrics)));
         for (&index, &score) in indices.iter().zip(&eval.scores) {
             prediction_rows.push(PredictionRow::new("model", name, data.patch(index), score));
         }
     }
     write_outputs(&args.out, &metrics_rows, &prediction_rows, &trained)?;
-    let test = &metrics_rows[1];
+    let (test, metrics) = &metrics_rows[1];
     println!(
         "test: AUROC {:.4}  AUPRC {:.4}  sensitivity {:.4}  specificity {:.4}  (n = {}, best epoch {}); outputs in '{}'",
-        test.metrics.auroc,
-        test.metrics.auprc,
-        test.metrics.sensitivity,
-        test.metrics.specificity,
+        metrics.auroc,
+        metrics.auprc,
+        metrics.sensitivity,
+        metrics.specificity,
         test.n,
         trained.best_epoch,
         args.out.display()
@@ -68,15 +86,26 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
 }
 
 /// Writes metrics, predictions, training history and the best checkpoint.
-fn write_outputs(out: &Path, metrics: &[MetricsRow], predictions: &[PredictionRow], trained: &TrainedModel) -> Result<()> {
+fn write_outputs(
+    out: &Path,
+    metrics: &[MetricsRow],
+    predictions: &[PredictionRow],
+    trained: &TrainedModel,
+) -> Result<()> {
     let context = |file: &str| format!("could not write '{}'", out.join(file).display());
     write_csv_atomic(&out.join("metrics.csv"), metrics).with_context(|| context("metrics.csv"))?;
-    write_csv_atomic(&out.join("predictions.csv"), predictions).with_context(|| context("predictions.csv"))?;
-    write_csv_atomic(&out.join("history.csv"), &trained.history).with_context(|| context("history.csv"))?;
+    write_csv_atomic(&out.join("predictions.csv"), predictions)
+        .with_context(|| context("predictions.csv"))?;
+    write_csv_atomic(&out.join("history.csv"), &trained.history)
+        .with_context(|| context("history.csv"))?;
     let timings: Vec<f64> = trained.history.iter().map(|r| r.seconds).collect();
     let timings = serde_json::json!({ "epoch_seconds": timings, "best_epoch": trained.best_epoch });
-    write_atomic(&out.join("timings.json"), serde_json::to_string_pretty(&timings)?.as_bytes())
-        .with_context(|| context("timings.json"))?;
-    save_checkpoint(&trained.varmap, &out.join("best.safetensors")).with_context(|| context("best.safetensors"))?;
+    write_atomic(
+        &out.join("timings.json"),
+        serde_json::to_string_pretty(&timings)?.as_bytes(),
+    )
+    .with_context(|| context("timings.json"))?;
+    save_checkpoint(&trained.varmap, &out.join("best.safetensors"))
+        .with_context(|| context("best.safetensors"))?;
     Ok(())
 }

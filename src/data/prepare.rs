@@ -28,7 +28,14 @@ pub struct SplitSpec {
 
 impl Default for SplitSpec {
     fn default() -> Self {
-        Self { kind: SplitKind::Slide, test_fraction: 0.2, valid_fraction: 0.2, folds: None, fold: 0, seed: 0 }
+        Self {
+            kind: SplitKind::Slide,
+            test_fraction: 0.2,
+            valid_fraction: 0.2,
+            folds: None,
+            fold: 0,
+            seed: 0,
+        }
     }
 }
 
@@ -94,12 +101,34 @@ pub fn prepare(
     let dataset = load_dataset(root)?;
     let all: Vec<super::Patch> = dataset.hard.iter().chain(&dataset.pool).cloned().collect();
     let store = ImageStore::load(root, &all, image_size)?;
-    let positive = all.iter().map(|p| p.label == super::Label::Positive).collect();
+    let positive = all
+        .iter()
+        .map(|p| p.label == super::Label::Positive)
+        .collect();
     let pool_offset = dataset.hard.len();
     let mut parts = match split.folds {
-        Some(k) => kfold(&dataset.hard, k, split.fold, split.valid_fraction, split.seed, split.kind)?,
-        None => holdout(&dataset.hard, split.test_fraction, split.valid_fraction, split.seed, split.kind)?,
+        Some(k) => kfold(
+            &dataset.hard,
+            k,
+            split.fold,
+            split.valid_fraction,
+            split.seed,
+            split.kind,
+        )?,
+        None => holdout(
+            &dataset.hard,
+            split.test_fraction,
+            split.valid_fraction,
+            split.seed,
+            split.kind,
+        )?,
     };
     parts.train = subsample.apply(&parts.train, &dataset.hard, split.seed)?;
-    Ok(PreparedData { dataset, store, positive, split: parts, pool_offset })
+    Ok(PreparedData {
+        dataset,
+        store,
+        positive,
+        split: parts,
+        pool_offset,
+    })
 }

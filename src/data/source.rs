@@ -44,8 +44,14 @@ pub fn ensure_synthetic(dir: &Path, config: &SynthConfig) -> Result<bool, Source
             std::fs::remove_dir_all(&path).map_err(|source| SourceError::Io { path, source })?;
         }
     }
-    generate(config, dir).map_err(|e| SourceError::Generate { dir: dir.to_path_buf(), message: e.to_string() })?;
+    generate(config, dir).map_err(|e| SourceError::Generate {
+        dir: dir.to_path_buf(),
+        message: e.to_string(),
+    })?;
     // Written last: its presence means the generation completed.
-    crate::io::write_atomic(&record, wanted.as_bytes()).map_err(|source| SourceError::Io { path: record, source })?;
+    crate::io::write_atomic(&record, wanted.as_bytes()).map_err(|source| SourceError::Io {
+        path: record,
+        source,
+    })?;
     Ok(true)
 }

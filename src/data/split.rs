@@ -32,7 +32,9 @@ use std::fmt;
 pub const TRIES: usize = 32;
 
 /// How patches are grouped when splitting.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize, clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum SplitKind {
     /// Every slide lies in exactly one part (no leakage between parts).

@@ -39,6 +39,12 @@ pub struct ExperimentConfig {
     /// Replicate values of the cell (set by `[matrix] seeds/folds`).
     #[serde(default)]
     pub replicate: Replicate,
+    /// The axes of the experiment (see [`super::matrix`]).
+    #[serde(default, skip_serializing)]
+    pub matrix: Option<toml::Table>,
+    /// Report settings (`metrics = [...]`, `roc_cell = N`), read by `ablate report`.
+    #[serde(default, skip_serializing)]
+    pub report: Option<toml::Table>,
 }
 
 /// Replicate indices of a cell.
@@ -93,7 +99,10 @@ impl DataConfig {
             (Some(f), None, None) => Ok(Subsample::PositiveFraction(f)),
             (None, Some(f), None) => Ok(Subsample::Fraction(f)),
             (None, None, Some(r)) => Ok(Subsample::NegPosRatio(r)),
-            _ => Err("set at most one of data.pos_fraction, data.train_fraction, data.neg_pos_ratio".into()),
+            _ => Err(
+                "set at most one of data.pos_fraction, data.train_fraction, data.neg_pos_ratio"
+                    .into(),
+            ),
         }
     }
 }
@@ -110,6 +119,16 @@ pub struct ModelConfig {
 
 impl Default for ModelConfig {
     fn default() -> Self {
-        Self { name: "resnet10-w16".into(), pretrained: None }
+        Self {
+            name: "resnet10-w16".into(),
+            pretrained: None,
+        }
+    }
+}
+
+impl ExperimentConfig {
+    /// The settings of an experiment file with no keys: every default.
+    pub fn defaults() -> Self {
+        toml::from_str("").expect("an empty experiment is valid")
     }
 }

@@ -55,7 +55,9 @@ pub struct Matrix {
 impl Matrix {
     /// Parses the `[matrix]` table (absent = a single cell).
     pub fn parse(table: Option<&toml::Table>) -> Result<Self, MatrixError> {
-        let Some(table) = table else { return Ok(Self::default()) };
+        let Some(table) = table else {
+            return Ok(Self::default());
+        };
         let zipped: Vec<Vec<String>> = match table.get("zip") {
             None => Vec::new(),
             Some(value) => parse_zip(value)?,
@@ -91,11 +93,16 @@ impl Matrix {
                     message: format!("zipped axes {keys:?} must have the same number of values"),
                 });
             }
-            let rows = (0..len).map(|i| columns.iter().map(|c| c[i].clone()).collect()).collect();
+            let rows = (0..len)
+                .map(|i| columns.iter().map(|c| c[i].clone()).collect())
+                .collect();
             matrix.groups.push(AxisGroup { keys, rows });
         }
         for (key, values) in axes {
-            matrix.groups.push(AxisGroup { keys: vec![key], rows: values.into_iter().map(|v| vec![v]).collect() });
+            matrix.groups.push(AxisGroup {
+                keys: vec![key],
+                rows: values.into_iter().map(|v| vec![v]).collect(),
+            });
         }
         matrix.groups.sort_by(|a, b| a.keys.cmp(&b.keys));
         matrix.replicates.sort_by(|a, b| a.keys.cmp(&b.keys));
@@ -104,7 +111,12 @@ impl Matrix {
 
     /// Every axis key (replicates included), in a stable order.
     pub fn axis_keys(&self) -> Vec<String> {
-        let mut keys: Vec<String> = self.groups.iter().chain(&self.replicates).flat_map(|g| g.keys.clone()).collect();
+        let mut keys: Vec<String> = self
+            .groups
+            .iter()
+            .chain(&self.replicates)
+            .flat_map(|g| g.keys.clone())
+            .collect();
         for assignment in &self.include {
             for key in assignment.keys() {
                 if !keys.contains(key) {
@@ -117,10 +129,20 @@ impl Matrix {
 
     /// Expands the matrix into cell assignments: the cross product of all
     /// groups (replicates innermost), minus `exclude` matches, plus `include`
-    /// (each crossed with the replicates), without duplicates.
+    /// (each crossed with the replicates), without duplicates. With no axes
+    /// but `include`, the cells are exactly the included ones.
     pub fn expand(&self) -> Vec<Assignment> {
-        let base = cross(&self.groups, vec![Assignment::new()]);
-        let mut cells: Vec<Assignment> = base.into_iter().filter(|cell| !self.excluded(cell)).collect();
+        // A matrix of includes only lists its cells; otherwise the base
+        // settings (with no axes) would be a cell too.
+        let base = if self.groups.is_empty() && !self.include.is_empty() {
+            Vec::new()
+        } else {
+            cross(&self.groups, vec![Assignment::new()])
+        };
+        let mut cells: Vec<Assignment> = base
+            .into_iter()
+            .filter(|cell| !self.excluded(cell))
+            .collect();
         cells.extend(self.include.iter().cloned());
         let cells = cross(&self.replicates, cells);
         let mut unique = Vec::with_capacity(cells.len());
@@ -133,7 +155,9 @@ impl Matrix {
     }
 
     fn excluded(&self, cell: &Assignment) -> bool {
-        self.exclude.iter().any(|pattern| pattern.iter().all(|(k, v)| cell.get(k) == Some(v)))
+        self.exclude
+            .iter()
+            .any(|pattern| pattern.iter().all(|(k, v)| cell.get(k) == Some(v)))
     }
 }
 
@@ -158,7 +182,9 @@ fn cross(groups: &[AxisGroup], cells: Vec<Assignment>) -> Vec<Assignment> {
 fn axis_values(key: &str, value: &Value) -> Result<Vec<Value>, MatrixError> {
     match value {
         Value::Array(values) if !values.is_empty() => Ok(values.clone()),
-        _ => Err(MatrixError::EmptyAxis { key: key.to_string() }),
+        _ => Err(MatrixError::EmptyAxis {
+            key: key.to_string(),
+        }),
     }
 }
 
@@ -166,16 +192,26 @@ fn axis_values(key: &str, value: &Value) -> Result<Vec<Value>, MatrixError> {
 fn single_axis(target: &str, key: &str, value: &Value) -> Result<AxisGroup, MatrixError> {
     let values = match value {
         Value::Integer(n) if *n > 0 => (0..*n).map(Value::Integer).collect(),
-        Value::Integer(_) => return Err(MatrixError::EmptyAxis { key: key.to_string() }),
+        Value::Integer(_) => {
+            return Err(MatrixError::EmptyAxis {
+                key: key.to_string(),
+            })
+        }
         _ => axis_values(key, value)?,
     };
-    if let Some(bad) = values.iter().find(|v| !matches!(v, Value::Integer(n) if *n >= 0)) {
+    if let Some(bad) = values
+        .iter()
+        .find(|v| !matches!(v, Value::Integer(n) if *n >= 0))
+    {
         return Err(MatrixError::Invalid {
             key: key.to_string(),
             message: format!("values must be non-negative integers, found {bad}"),
         });
     }
-    Ok(AxisGroup { keys: vec![target.to_string()], rows: values.into_iter().map(|v| vec![v]).collect() })
+    Ok(AxisGroup {
+        keys: vec![target.to_string()],
+        rows: values.into_iter().map(|v| vec![v]).collect(),
+    })
 }
 
 fn parse_zip(value: &Value) -> Result<Vec<Vec<String>>, MatrixError> {
@@ -183,13 +219,16 @@ fn parse_zip(value: &Value) -> Result<Vec<Vec<String>>, MatrixError> {
         key: "zip".into(),
         message: "expected a list of lists of axis keys, e.g. zip = [[\"a.b\", \"c.d\"]]".into(),
     };
-    let Value::Array(groups) = value else { return Err(invalid()) };
+    let Value::Array(groups) = value else {
+        return Err(invalid());
+    };
     groups
         .iter()
         .map(|group| match group {
-            Value::Array(keys) if keys.len() >= 2 => {
-                keys.iter().map(|k| k.as_str().map(str::to_string).ok_or_else(invalid)).collect()
-            }
+            Value::Array(keys) if keys.len() >= 2 => keys
+                .iter()
+                .map(|k| k.as_str().map(str::to_string).ok_or_else(invalid))
+                .collect(),
             _ => Err(invalid()),
         })
         .collect()
@@ -198,9 +237,13 @@ fn parse_zip(value: &Value) -> Result<Vec<Vec<String>>, MatrixError> {
 fn parse_assignments(key: &str, value: &Value) -> Result<Vec<Assignment>, MatrixError> {
     let invalid = || MatrixError::Invalid {
         key: key.to_string(),
-        message: "expected a list of tables of dotted keys, e.g. [{ \"mining.strategy\" = \"none\" }]".into(),
+        message:
+            "expected a list of tables of dotted keys, e.g. [{ \"mining.strategy\" = \"none\" }]"
+                .into(),
     };
-    let Value::Array(items) = value else { return Err(invalid()) };
+    let Value::Array(items) = value else {
+        return Err(invalid());
+    };
     items
         .iter()
         .map(|item| match item {
@@ -214,7 +257,11 @@ fn parse_assignments(key: &str, value: &Value) -> Result<Vec<Assignment>, Matrix
 fn flatten(table: &toml::Table, prefix: &str) -> Assignment {
     let mut out = Assignment::new();
     for (key, value) in table {
-        let full = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+        let full = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
         match value {
             Value::Table(inner) => out.extend(flatten(inner, &full)),
             other => {
@@ -235,7 +282,15 @@ mod tests {
     }
 
     fn show(cells: &[Assignment]) -> Vec<String> {
-        cells.iter().map(|c| c.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",")).collect()
+        cells
+            .iter()
+            .map(|c| {
+                c.iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            })
+            .collect()
     }
 
     #[test]
@@ -245,7 +300,8 @@ mod tests {
 
     #[test]
     fn cross_product_with_replicates_innermost() {
-        let m = matrix("[matrix]\n\"mining.strategy\" = [\"none\", \"knn-l2\"]\nseeds = 2\n").unwrap();
+        let m =
+            matrix("[matrix]\n\"mining.strategy\" = [\"none\", \"knn-l2\"]\nseeds = 2\n").unwrap();
         assert_eq!(
             show(&m.expand()),
             vec![
@@ -266,21 +322,47 @@ mod tests {
         .unwrap();
         assert_eq!(
             show(&m.expand()),
-            vec!["a=1,b=10,c=\"x\"", "a=1,b=10,c=\"y\"", "a=2,b=20,c=\"x\"", "a=3,b=30,c=\"z\""]
+            vec![
+                "a=1,b=10,c=\"x\"",
+                "a=1,b=10,c=\"y\"",
+                "a=2,b=20,c=\"x\"",
+                "a=3,b=30,c=\"z\""
+            ]
+        );
+    }
+
+    #[test]
+    fn include_only_matrix_lists_exactly_its_cells() {
+        let m = matrix("[matrix]\ninclude = [{ a = 1 }, { b = { c = 2 } }]\nfolds = 2\n").unwrap();
+        assert_eq!(
+            show(&m.expand()),
+            vec![
+                "a=1,replicate.fold=0",
+                "a=1,replicate.fold=1",
+                "b.c=2,replicate.fold=0",
+                "b.c=2,replicate.fold=1"
+            ]
         );
     }
 
     #[test]
     fn adding_a_value_keeps_existing_cells() {
-        let before = matrix("[matrix]\nx = [1, 2]\nseeds = [0, 1]\n").unwrap().expand();
-        let after = matrix("[matrix]\nx = [1, 2, 3]\nseeds = [0, 1]\n").unwrap().expand();
+        let before = matrix("[matrix]\nx = [1, 2]\nseeds = [0, 1]\n")
+            .unwrap()
+            .expand();
+        let after = matrix("[matrix]\nx = [1, 2, 3]\nseeds = [0, 1]\n")
+            .unwrap()
+            .expand();
         assert!(before.iter().all(|cell| after.contains(cell)));
     }
 
     #[test]
     fn errors_name_the_key() {
         let e = matrix("[matrix]\n\"training.epochs\" = []\n").unwrap_err();
-        assert_eq!(e.to_string(), "matrix axis `training.epochs` must be a non-empty list of values");
+        assert_eq!(
+            e.to_string(),
+            "matrix axis `training.epochs` must be a non-empty list of values"
+        );
         let e = matrix("[matrix]\nseeds = [\"a\"]\n").unwrap_err();
         assert!(e.to_string().contains("`seeds`"), "{e}");
         let e = matrix("[matrix]\na = [1]\nzip = [[\"a\", \"b\"]]\n").unwrap_err();

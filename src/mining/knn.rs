@@ -46,7 +46,11 @@ pub fn nearest_neighbours(
             let q_norm = queries.sqr()?.sum_keepdim(D::Minus1)?;
             let p_norm = pool.sqr()?.sum_keepdim(D::Minus1)?.t()?;
             // Rounding can make a tiny squared distance negative; clamp before sqrt.
-            dot.affine(-2.0, 0.0)?.broadcast_add(&q_norm)?.broadcast_add(&p_norm)?.relu()?.sqrt()?
+            dot.affine(-2.0, 0.0)?
+                .broadcast_add(&q_norm)?
+                .broadcast_add(&p_norm)?
+                .relu()?
+                .sqrt()?
         }
         Metric::Cosine => normalise_rows(&queries)?.matmul(&normalise_rows(&pool)?.t()?)?,
     };
@@ -56,7 +60,11 @@ pub fn nearest_neighbours(
 
 /// Divides each row by its L2 norm (zero rows stay zero).
 fn normalise_rows(x: &Tensor) -> candle_core::Result<Tensor> {
-    let norm = x.sqr()?.sum_keepdim(D::Minus1)?.sqrt()?.clamp(1e-12f32, f32::MAX)?;
+    let norm = x
+        .sqr()?
+        .sum_keepdim(D::Minus1)?
+        .sqrt()?
+        .clamp(1e-12f32, f32::MAX)?;
     x.broadcast_div(&norm)
 }
 
@@ -70,7 +78,14 @@ fn rank(row: &[f32], k: usize, metric: Metric) -> Vec<Neighbour> {
         };
         by_value.then(a.cmp(&b))
     });
-    order.into_iter().take(k).map(|index| Neighbour { index, value: row[index] }).collect()
+    order
+        .into_iter()
+        .take(k)
+        .map(|index| Neighbour {
+            index,
+            value: row[index],
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -82,7 +97,9 @@ mod tests {
 
     fn random_matrix(rows: usize, cols: usize, stream: u64) -> Vec<Vec<f32>> {
         let mut rng = seed::stream(11, "knn-test", &[stream]);
-        (0..rows).map(|_| (0..cols).map(|_| rng.random_range(-1.0f32..1.0)).collect()).collect()
+        (0..rows)
+            .map(|_| (0..cols).map(|_| rng.random_range(-1.0f32..1.0)).collect())
+            .collect()
     }
 
     fn tensor(rows: &[Vec<f32>]) -> Tensor {
@@ -90,7 +107,12 @@ mod tests {
     }
 
     /// Brute force in f64: per-pair distances, full sort with the same tie rule.
-    fn brute_force(queries: &[Vec<f32>], pool: &[Vec<f32>], k: usize, metric: Metric) -> Vec<Vec<usize>> {
+    fn brute_force(
+        queries: &[Vec<f32>],
+        pool: &[Vec<f32>],
+        k: usize,
+        metric: Metric,
+    ) -> Vec<Vec<usize>> {
         queries
             .iter()
             .map(|q| {
@@ -102,7 +124,12 @@ mod tests {
                         let qq: f64 = q.iter().map(|a| (*a as f64).powi(2)).sum();
                         let pp: f64 = p.iter().map(|a| (*a as f64).powi(2)).sum();
                         let key = match metric {
-                            Metric::L2 => q.iter().zip(p).map(|(a, b)| (*a as f64 - *b as f64).powi(2)).sum::<f64>().sqrt(),
+                            Metric::L2 => q
+                                .iter()
+                                .zip(p)
+                                .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
+                                .sum::<f64>()
+                                .sqrt(),
                             Metric::Cosine => -dot / (qq.sqrt() * pp.sqrt()),
                         };
                         (key, i)
@@ -121,7 +148,10 @@ mod tests {
         for metric in [Metric::L2, Metric::Cosine] {
             let got = nearest_neighbours(&tensor(&queries), &tensor(&pool), 10, metric).unwrap();
             let want = brute_force(&queries, &pool, 10, metric);
-            let got: Vec<Vec<usize>> = got.iter().map(|n| n.iter().map(|x| x.index).collect()).collect();
+            let got: Vec<Vec<usize>> = got
+                .iter()
+                .map(|n| n.iter().map(|x| x.index).collect())
+                .collect();
             assert_eq!(got, want, "{metric:?}");
         }
     }
@@ -131,11 +161,21 @@ mod tests {
         let queries = vec![vec![0.0, 0.0], vec![1.0, 0.0]];
         let pool = vec![vec![3.0, 4.0], vec![0.0, 2.0], vec![-1.0, 0.0]];
         let l2 = nearest_neighbours(&tensor(&queries), &tensor(&pool), 3, Metric::L2).unwrap();
-        assert_eq!(l2[0].iter().map(|n| n.index).collect::<Vec<_>>(), vec![2, 1, 0]);
-        assert_eq!(l2[0].iter().map(|n| n.value).collect::<Vec<_>>(), vec![1.0, 2.0, 5.0]);
-        let cos = nearest_neighbours(&tensor(&queries[1..]), &tensor(&pool), 3, Metric::Cosine).unwrap();
+        assert_eq!(
+            l2[0].iter().map(|n| n.index).collect::<Vec<_>>(),
+            vec![2, 1, 0]
+        );
+        assert_eq!(
+            l2[0].iter().map(|n| n.value).collect::<Vec<_>>(),
+            vec![1.0, 2.0, 5.0]
+        );
+        let cos =
+            nearest_neighbours(&tensor(&queries[1..]), &tensor(&pool), 3, Metric::Cosine).unwrap();
         // Most similar first: (3,4) has cosine 0.6, (0,2) 0, (-1,0) -1.
-        assert_eq!(cos[0].iter().map(|n| n.index).collect::<Vec<_>>(), vec![0, 1, 2]);
+        assert_eq!(
+            cos[0].iter().map(|n| n.index).collect::<Vec<_>>(),
+            vec![0, 1, 2]
+        );
         assert!((cos[0][0].value - 0.6).abs() < 1e-6);
     }
 
@@ -151,17 +191,33 @@ mod tests {
             vec![1.0, 1.0, -1.0],
         ];
         let l2 = nearest_neighbours(&tensor(&queries), &tensor(&pool), 5, Metric::L2).unwrap();
-        assert_eq!(l2[0].iter().map(|n| n.index).collect::<Vec<_>>(), vec![0, 1, 2, 4, 3]);
+        assert_eq!(
+            l2[0].iter().map(|n| n.index).collect::<Vec<_>>(),
+            vec![0, 1, 2, 4, 3]
+        );
         // Cosine ties from duplicated rows (identical inputs, identical arithmetic).
-        let pool = vec![vec![1.0, 2.0, 0.0], vec![1.0, 1.0, 1.0], vec![1.0, 2.0, 0.0], vec![2.0, 2.0, 0.0]];
+        let pool = vec![
+            vec![1.0, 2.0, 0.0],
+            vec![1.0, 1.0, 1.0],
+            vec![1.0, 2.0, 0.0],
+            vec![2.0, 2.0, 0.0],
+        ];
         let cos = nearest_neighbours(&tensor(&queries), &tensor(&pool), 4, Metric::Cosine).unwrap();
-        assert_eq!(cos[0].iter().map(|n| n.index).collect::<Vec<_>>(), vec![3, 0, 2, 1]);
+        assert_eq!(
+            cos[0].iter().map(|n| n.index).collect::<Vec<_>>(),
+            vec![3, 0, 2, 1]
+        );
     }
 
     #[test]
     fn k_larger_than_pool_returns_whole_pool() {
-        let got = nearest_neighbours(&tensor(&random_matrix(2, 4, 5)), &tensor(&random_matrix(3, 4, 6)), 10, Metric::L2)
-            .unwrap();
+        let got = nearest_neighbours(
+            &tensor(&random_matrix(2, 4, 5)),
+            &tensor(&random_matrix(3, 4, 6)),
+            10,
+            Metric::L2,
+        )
+        .unwrap();
         assert!(got.iter().all(|n| n.len() == 3));
     }
 }

@@ -8,7 +8,19 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// A mining strategy, as named in experiment files.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    clap::ValueEnum,
+)]
 #[serde(rename_all = "kebab-case")]
 pub enum Strategy {
     /// No mining: the result is the weak model.
@@ -27,8 +39,14 @@ pub enum Strategy {
 
 impl Strategy {
     /// All strategies in a fixed order.
-    pub const ALL: [Strategy; 6] =
-        [Strategy::None, Strategy::KnnL2, Strategy::KnnCosine, Strategy::Random, Strategy::Score, Strategy::All];
+    pub const ALL: [Strategy; 6] = [
+        Strategy::None,
+        Strategy::KnnL2,
+        Strategy::KnnCosine,
+        Strategy::Random,
+        Strategy::Score,
+        Strategy::All,
+    ];
 
     /// Name as written in experiment files and CSVs.
     pub fn name(self) -> &'static str {
@@ -44,7 +62,10 @@ impl Strategy {
 
     /// Whether the strategy needs the false-positive query.
     pub fn needs_queries(self) -> bool {
-        matches!(self, Strategy::KnnL2 | Strategy::KnnCosine | Strategy::Random | Strategy::Score)
+        matches!(
+            self,
+            Strategy::KnnL2 | Strategy::KnnCosine | Strategy::Random | Strategy::Score
+        )
     }
 }
 
@@ -70,7 +91,12 @@ pub struct MiningConfig {
 
 impl Default for MiningConfig {
     fn default() -> Self {
-        Self { strategy: Strategy::KnnL2, num_query: 20, fp_threshold: 0.1, max_mined: None }
+        Self {
+            strategy: Strategy::KnnL2,
+            num_query: 20,
+            fp_threshold: 0.1,
+            max_mined: None,
+        }
     }
 }
 
@@ -99,7 +125,7 @@ pub struct MiningInputs<'a> {
 }
 
 /// One mined pool patch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct MinedPatch {
     /// Index into the pool.
     pub pool_index: usize,
@@ -111,11 +137,16 @@ pub struct MinedPatch {
 }
 
 /// Selects pool patches with the configured strategy; the result is sorted by pool index.
-pub fn mine(config: &MiningConfig, inputs: MiningInputs<'_>) -> Result<Vec<MinedPatch>, MiningError> {
+pub fn mine(
+    config: &MiningConfig,
+    inputs: MiningInputs<'_>,
+) -> Result<Vec<MinedPatch>, MiningError> {
     let pool_len = inputs.pool_scores.len();
     let (pool_rows, _) = inputs.pool_features.dims2()?;
     if pool_rows != pool_len {
-        return Err(MiningError::Shape(format!("{pool_rows} pool feature rows but {pool_len} pool scores")));
+        return Err(MiningError::Shape(format!(
+            "{pool_rows} pool feature rows but {pool_len} pool scores"
+        )));
     }
     let (query_rows, query_dim) = inputs.query_features.dims2()?;
     let pool_dim = inputs.pool_features.dims2()?.1;
@@ -133,15 +164,26 @@ pub fn mine(config: &MiningConfig, inputs: MiningInputs<'_>) -> Result<Vec<Mined
             let mut rng = seed::stream(inputs.seed, "mining-random", &[]);
             let mut picked = sample(&mut rng, pool_len, count).into_vec();
             picked.sort_unstable();
-            picked.into_iter().map(|pool_index| MinedPatch { pool_index, found_by: Vec::new(), value: None }).collect()
+            picked
+                .into_iter()
+                .map(|pool_index| MinedPatch {
+                    pool_index,
+                    found_by: Vec::new(),
+                    value: None,
+                })
+                .collect()
         }
         Strategy::Score => {
             let count = knn_union(inputs, config.num_query, Metric::L2)?.len();
             top_scored(inputs.pool_scores, count)
         }
-        Strategy::All => {
-            (0..pool_len).map(|pool_index| MinedPatch { pool_index, found_by: Vec::new(), value: None }).collect()
-        }
+        Strategy::All => (0..pool_len)
+            .map(|pool_index| MinedPatch {
+                pool_index,
+                found_by: Vec::new(),
+                value: None,
+            })
+            .collect(),
     };
     if let Some(cap) = config.max_mined {
         apply_cap(&mut mined, cap, config.strategy);
@@ -151,7 +193,11 @@ pub fn mine(config: &MiningConfig, inputs: MiningInputs<'_>) -> Result<Vec<Mined
 }
 
 /// Union over queries of each query's `k` nearest pool patches.
-fn knn_union(inputs: MiningInputs<'_>, k: usize, metric: Metric) -> Result<Vec<MinedPatch>, MiningError> {
+fn knn_union(
+    inputs: MiningInputs<'_>,
+    k: usize,
+    metric: Metric,
+) -> Result<Vec<MinedPatch>, MiningError> {
     if inputs.query_features.dims2()?.0 == 0 || k == 0 {
         return Ok(Vec::new());
     }
@@ -185,7 +231,11 @@ fn top_scored(scores: &[f64], count: usize) -> Vec<MinedPatch> {
     order
         .into_iter()
         .take(count)
-        .map(|pool_index| MinedPatch { pool_index, found_by: Vec::new(), value: Some(scores[pool_index] as f32) })
+        .map(|pool_index| MinedPatch {
+            pool_index,
+            found_by: Vec::new(),
+            value: Some(scores[pool_index] as f32),
+        })
         .collect()
 }
 
@@ -194,10 +244,16 @@ fn top_scored(scores: &[f64], count: usize) -> Vec<MinedPatch> {
 fn apply_cap(mined: &mut Vec<MinedPatch>, cap: usize, strategy: Strategy) {
     let key = |m: &MinedPatch| m.value.unwrap_or(0.0);
     match strategy {
-        Strategy::KnnL2 => mined.sort_by(|a, b| key(a).total_cmp(&key(b)).then(a.pool_index.cmp(&b.pool_index))),
-        Strategy::KnnCosine | Strategy::Score => {
-            mined.sort_by(|a, b| key(b).total_cmp(&key(a)).then(a.pool_index.cmp(&b.pool_index)))
-        }
+        Strategy::KnnL2 => mined.sort_by(|a, b| {
+            key(a)
+                .total_cmp(&key(b))
+                .then(a.pool_index.cmp(&b.pool_index))
+        }),
+        Strategy::KnnCosine | Strategy::Score => mined.sort_by(|a, b| {
+            key(b)
+                .total_cmp(&key(a))
+                .then(a.pool_index.cmp(&b.pool_index))
+        }),
         _ => mined.sort_by_key(|m| m.pool_index),
     }
     mined.truncate(cap);
@@ -212,7 +268,14 @@ mod tests {
         // Two queries on a line; pool points at known positions.
         let queries = Tensor::new(&[[0.0f32, 0.0], [10.0, 0.0]], &Device::Cpu).unwrap();
         let pool = Tensor::new(
-            &[[1.0f32, 0.0], [2.0, 0.0], [9.0, 0.0], [5.0, 0.0], [11.0, 0.0], [30.0, 0.0]],
+            &[
+                [1.0f32, 0.0],
+                [2.0, 0.0],
+                [9.0, 0.0],
+                [5.0, 0.0],
+                [11.0, 0.0],
+                [30.0, 0.0],
+            ],
             &Device::Cpu,
         )
         .unwrap();
@@ -222,8 +285,22 @@ mod tests {
 
     fn run(strategy: Strategy, num_query: usize, cap: Option<usize>) -> Vec<MinedPatch> {
         let (q, p, s) = inputs_fixture();
-        let config = MiningConfig { strategy, num_query, fp_threshold: 0.1, max_mined: cap };
-        mine(&config, MiningInputs { query_features: &q, pool_features: &p, pool_scores: &s, seed: 4 }).unwrap()
+        let config = MiningConfig {
+            strategy,
+            num_query,
+            fp_threshold: 0.1,
+            max_mined: cap,
+        };
+        mine(
+            &config,
+            MiningInputs {
+                query_features: &q,
+                pool_features: &p,
+                pool_scores: &s,
+                seed: 4,
+            },
+        )
+        .unwrap()
     }
 
     fn indices(m: &[MinedPatch]) -> Vec<usize> {
@@ -264,9 +341,22 @@ mod tests {
     fn no_queries_mine_nothing_but_all() {
         let (_, p, s) = inputs_fixture();
         let q = Tensor::zeros((0, 2), candle_core::DType::F32, &Device::Cpu).unwrap();
-        for strategy in [Strategy::KnnL2, Strategy::KnnCosine, Strategy::Random, Strategy::Score] {
-            let config = MiningConfig { strategy, ..MiningConfig::default() };
-            let inputs = MiningInputs { query_features: &q, pool_features: &p, pool_scores: &s, seed: 0 };
+        for strategy in [
+            Strategy::KnnL2,
+            Strategy::KnnCosine,
+            Strategy::Random,
+            Strategy::Score,
+        ] {
+            let config = MiningConfig {
+                strategy,
+                ..MiningConfig::default()
+            };
+            let inputs = MiningInputs {
+                query_features: &q,
+                pool_features: &p,
+                pool_scores: &s,
+                seed: 0,
+            };
             assert!(mine(&config, inputs).unwrap().is_empty(), "{strategy}");
         }
     }
@@ -275,8 +365,18 @@ mod tests {
     fn mismatched_dimensions_are_an_error() {
         let (_, p, s) = inputs_fixture();
         let q = Tensor::zeros((1, 3), candle_core::DType::F32, &Device::Cpu).unwrap();
-        let inputs = MiningInputs { query_features: &q, pool_features: &p, pool_scores: &s, seed: 0 };
-        let error = mine(&MiningConfig::default(), inputs).unwrap_err().to_string();
-        assert!(error.contains("3 dimensions") && error.contains("pool features 2"), "{error}");
+        let inputs = MiningInputs {
+            query_features: &q,
+            pool_features: &p,
+            pool_scores: &s,
+            seed: 0,
+        };
+        let error = mine(&MiningConfig::default(), inputs)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("3 dimensions") && error.contains("pool features 2"),
+            "{error}"
+        );
     }
 }

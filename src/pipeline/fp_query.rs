@@ -1,9 +1,9 @@
 //! Step 2 of the method: the weak model's false positives on the validation split.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// A validation negative the weak model scored at or above the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct FalsePositive {
     /// Index into the hard-labeled set.
     pub hard_index: usize,
@@ -14,7 +14,12 @@ pub struct FalsePositive {
 /// The negatives among `indices` whose score is at least `threshold`, in input order.
 ///
 /// `scores[i]` belongs to `indices[i]`; `positive[j]` is the label of hard patch `j`.
-pub fn false_positives(indices: &[usize], scores: &[f64], positive: &[bool], threshold: f64) -> Vec<FalsePositive> {
+pub fn false_positives(
+    indices: &[usize],
+    scores: &[f64],
+    positive: &[bool],
+    threshold: f64,
+) -> Vec<FalsePositive> {
     indices
         .iter()
         .zip(scores)
@@ -35,7 +40,16 @@ mod tests {
         let fps = false_positives(&indices, &scores, &positive, 0.1);
         assert_eq!(
             fps,
-            vec![FalsePositive { hard_index: 0, score: 0.1 }, FalsePositive { hard_index: 3, score: 0.2 }]
+            vec![
+                FalsePositive {
+                    hard_index: 0,
+                    score: 0.1
+                },
+                FalsePositive {
+                    hard_index: 3,
+                    score: 0.2
+                }
+            ]
         );
     }
 }

@@ -13,10 +13,12 @@ use crate::metrics::binary::BinaryMetrics;
 use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs, Strategy};
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
-use crate::train::evaluate::{embed, evaluate, Evaluation};
+use crate::train::evaluate::{embed, embed_and_score, evaluate, Evaluation};
 use crate::train::{train_model, EpochRecord, TrainConfig, TrainData, TrainError, TrainEvent};
 use candle_core::{Device, Tensor};
+use candle_nn::VarMap;
 use fp_query::{false_positives, FalsePositive};
+use std::path::Path;
 
 /// Why a pipeline step failed.
 #[derive(Debug, thiserror::Error)]
@@ -92,30 +94,64 @@ pub struct Query {
     pub pool_scores: Vec<f64>,
 }
 
+/// What to train: architecture, starting weights, hyper-parameters, seed.
+#[derive(Debug, Clone, Copy)]
+pub struct TrainSpec<'a> {
+    /// The architecture.
+    pub model: &'a ResNetConfig,
+    /// Optional pretrained weights (torchvision names).
+    pub pretrained: Option<&'a Path>,
+    /// Hyper-parameters.
+    pub training: &'a TrainConfig,
+    /// Training seed (initial weights, sampling, augmentation).
+    pub seed: u64,
+    /// Where tensors live.
+    pub device: &'a Device,
+}
+
 /// Trains a model on `train` (store indices) and evaluates it on the test split.
 pub fn train_and_test(
     stage: Stage,
-    model_config: &ResNetConfig,
-    config: &TrainConfig,
+    spec: TrainSpec<'_>,
     data: &PreparedData,
     train: &[usize],
-    seed: u64,
-    device: &Device,
     on_event: &mut dyn FnMut(TrainEvent),
-) -> Result<(ResNet, ModelOutcome), PipelineError> {
+) -> Result<(ResNet, VarMap, ModelOutcome), PipelineError> {
     let trained = train_model(
-        model_config,
-        config,
-        TrainData { store: &data.store, positive: &data.positive, train, valid: &data.split.valid },
-        seed,
-        device,
+        spec.model,
+        spec.pretrained,
+        spec.training,
+        TrainData {
+            store: &data.store,
+            positive: &data.positive,
+            train,
+            valid: &data.split.valid,
+        },
+        spec.seed,
+        spec.device,
         on_event,
     )
-    .map_err(|source| PipelineError::Train { stage: stage.name(), source })?;
-    let test = evaluate(&trained.model, &data.store, &data.positive, &data.split.test, config.eval_batch_size, device)?;
+    .map_err(|source| PipelineError::Train {
+        stage: stage.name(),
+        source,
+    })?;
+    let batch = spec.training.eval_batch_size;
+    let test = evaluate(
+        &trained.model,
+        &data.store,
+        &data.positive,
+        &data.split.test,
+        batch,
+        spec.device,
+    )?;
     let labels: Vec<bool> = data.split.test.iter().map(|&i| data.positive[i]).collect();
-    let metrics = BinaryMetrics::compute(&labels, &test.scores, config.threshold)
-        .map_err(|e| PipelineError::Metrics { stage: stage.name(), message: e.to_string() })?;
+    let metrics =
+        BinaryMetrics::compute(&labels, &test.scores, spec.training.threshold).map_err(|e| {
+            PipelineError::Metrics {
+                stage: stage.name(),
+                message: e.to_string(),
+            }
+        })?;
     let outcome = ModelOutcome {
         test,
         metrics,
@@ -123,7 +159,7 @@ pub fn train_and_test(
         best_epoch: trained.best_epoch,
         train_size: train.len(),
     };
-    Ok((trained.model, outcome))
+    Ok((trained.model, trained.varmap, outcome))
 }
 
 /// Runs the weak model on validation (false positives) and embeds the
@@ -136,18 +172,38 @@ pub fn query(
     device: &Device,
 ) -> Result<Query, PipelineError> {
     let batch = config.eval_batch_size;
-    let valid = evaluate(weak, &data.store, &data.positive, &data.split.valid, batch, device)?;
-    let fps = false_positives(&data.split.valid, &valid.scores, &data.positive, fp_threshold);
+    let valid = evaluate(
+        weak,
+        &data.store,
+        &data.positive,
+        &data.split.valid,
+        batch,
+        device,
+    )?;
+    let fps = false_positives(
+        &data.split.valid,
+        &valid.scores,
+        &data.positive,
+        fp_threshold,
+    );
     let fp_indices: Vec<usize> = fps.iter().map(|fp| fp.hard_index).collect();
     let fp_features = embed(weak, &data.store, &fp_indices, batch, device)?;
-    let pool = data.pool_indices();
-    let pool_features = embed(weak, &data.store, &pool, batch, device)?;
-    let pool_scores = evaluate(weak, &data.store, &data.positive, &pool, batch, device)?.scores;
-    Ok(Query { false_positives: fps, fp_features, pool_features, pool_scores })
+    let (pool_features, pool_scores) =
+        embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
+    Ok(Query {
+        false_positives: fps,
+        fp_features,
+        pool_features,
+        pool_scores,
+    })
 }
 
 /// Selects pool patches for one mining configuration.
-pub fn mine_pool(query: &Query, mining: &MiningConfig, seed: u64) -> Result<Vec<MinedPatch>, PipelineError> {
+pub fn mine_pool(
+    query: &Query,
+    mining: &MiningConfig,
+    seed: u64,
+) -> Result<Vec<MinedPatch>, PipelineError> {
     let inputs = MiningInputs {
         query_features: &query.fp_features,
         pool_features: &query.pool_features,
@@ -169,7 +225,10 @@ pub fn mining_precision(data: &PreparedData, mined: &[MinedPatch]) -> Option<f64
     if mined.is_empty() {
         return None;
     }
-    let kinds: Option<Vec<PatchKind>> = mined.iter().map(|m| data.dataset.pool[m.pool_index].kind).collect();
+    let kinds: Option<Vec<PatchKind>> = mined
+        .iter()
+        .map(|m| data.dataset.pool[m.pool_index].kind)
+        .collect();
     let kinds = kinds?;
     Some(kinds.iter().filter(|&&k| k == PatchKind::Mimic).count() as f64 / kinds.len() as f64)
 }
@@ -201,33 +260,42 @@ pub struct PipelineOutcome {
 /// Runs the method for several mining configurations, sharing one weak
 /// model, one false-positive query and one pool embedding between them.
 pub fn run_pipeline(
-    model_config: &ResNetConfig,
-    config: &TrainConfig,
+    spec: TrainSpec<'_>,
     minings: &[MiningConfig],
     data: &PreparedData,
-    seed: u64,
-    device: &Device,
     on_event: &mut dyn FnMut(Stage, &MiningConfig, TrainEvent),
 ) -> Result<PipelineOutcome, PipelineError> {
-    let weak_label = MiningConfig { strategy: Strategy::None, ..MiningConfig::default() };
-    let (weak_model, weak) = train_and_test(
-        Stage::Weak,
-        model_config,
-        config,
-        data,
-        &data.split.train,
-        seed,
-        device,
-        &mut |e| on_event(Stage::Weak, &weak_label, e),
-    )?;
+    let weak_label = MiningConfig {
+        strategy: Strategy::None,
+        ..MiningConfig::default()
+    };
+    let (weak_model, _, weak) =
+        train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |e| {
+            on_event(Stage::Weak, &weak_label, e)
+        })?;
+    let (config, device, seed) = (spec.training, spec.device, spec.seed);
     // One query per distinct false-positive threshold (usually just one).
     let mut queries: Vec<(f64, Query)> = Vec::new();
     let mut strategies = Vec::with_capacity(minings.len());
     for mining in minings {
+        if mining.strategy == Strategy::None {
+            let strong = weak.clone();
+            strategies.push(StrategyOutcome {
+                mining: mining.clone(),
+                mined: Vec::new(),
+                precision: None,
+                strong,
+                strong_trained: false,
+            });
+            continue;
+        }
         let position = match queries.iter().position(|(t, _)| *t == mining.fp_threshold) {
             Some(position) => position,
             None => {
-                queries.push((mining.fp_threshold, query(&weak_model, data, config, mining.fp_threshold, device)?));
+                queries.push((
+                    mining.fp_threshold,
+                    query(&weak_model, data, config, mining.fp_threshold, device)?,
+                ));
                 queries.len() - 1
             }
         };
@@ -238,20 +306,136 @@ pub fn run_pipeline(
             (weak.clone(), false)
         } else {
             let train = strong_training_set(data, &mined);
-            let (_, strong) = train_and_test(
-                Stage::Strong,
-                model_config,
-                config,
-                data,
-                &train,
-                seed,
-                device,
-                &mut |e| on_event(Stage::Strong, mining, e),
-            )?;
+            let (_, _, strong) = train_and_test(Stage::Strong, spec, data, &train, &mut |e| {
+                on_event(Stage::Strong, mining, e)
+            })?;
             (strong, true)
         };
-        strategies.push(StrategyOutcome { mining: mining.clone(), mined, precision, strong, strong_trained });
+        strategies.push(StrategyOutcome {
+            mining: mining.clone(),
+            mined,
+            precision,
+            strong,
+            strong_trained,
+        });
     }
-    let false_positives = queries.into_iter().next().map(|(_, q)| q.false_positives).unwrap_or_default();
-    Ok(PipelineOutcome { weak, false_positives, strategies })
+    let false_positives = queries
+        .into_iter()
+        .next()
+        .map(|(_, q)| q.false_positives)
+        .unwrap_or_default();
+    Ok(PipelineOutcome {
+        weak,
+        false_positives,
+        strategies,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::prepare::{prepare, SplitSpec};
+    use crate::data::subsample::Subsample;
+    use crate::data::synth::{generate, SynthConfig};
+    use std::collections::BTreeSet;
+
+    fn tiny_data(dir: &Path) -> PreparedData {
+        let synth = SynthConfig {
+            size: 32,
+            hard_patches: 120,
+            hard_slides: 8,
+            pool_patches: 80,
+            pool_slides: 4,
+            seed: 2,
+            ..SynthConfig::default()
+        };
+        generate(&synth, dir).unwrap();
+        prepare(dir, 32, &SplitSpec::default(), &Subsample::All).unwrap()
+    }
+
+    fn run(data: &PreparedData) -> PipelineOutcome {
+        let model = ResNetConfig::from_name("resnet10-w8", 2).unwrap();
+        let training = TrainConfig {
+            epochs: 1,
+            batch_size: 16,
+            ..TrainConfig::default()
+        };
+        let spec = TrainSpec {
+            model: &model,
+            pretrained: None,
+            training: &training,
+            seed: 1,
+            device: &Device::Cpu,
+        };
+        // Threshold 0 makes every validation negative a false positive, so mining always finds patches.
+        let minings: Vec<MiningConfig> = [Strategy::None, Strategy::KnnL2, Strategy::Random]
+            .into_iter()
+            .map(|strategy| MiningConfig {
+                strategy,
+                num_query: 3,
+                fp_threshold: 0.0,
+                max_mined: None,
+            })
+            .collect();
+        run_pipeline(spec, &minings, data, &mut |_, _, _| {}).unwrap()
+    }
+
+    #[test]
+    fn mined_patches_join_training_only_and_models_share_the_test_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let outcome = run(&data);
+        let held_out: BTreeSet<usize> = data
+            .split
+            .valid
+            .iter()
+            .chain(&data.split.test)
+            .copied()
+            .collect();
+        assert!(!outcome.false_positives.is_empty());
+        for strategy in &outcome.strategies {
+            let train = strong_training_set(&data, &strategy.mined);
+            assert!(
+                train.iter().all(|i| !held_out.contains(i)),
+                "{}: mined into valid/test",
+                strategy.mining.strategy
+            );
+            let mined: Vec<usize> = train
+                .iter()
+                .copied()
+                .filter(|&i| i >= data.pool_offset)
+                .collect();
+            assert_eq!(mined.len(), strategy.mined.len());
+            // Weak and strong are scored on the same test patches, in the same order.
+            assert_eq!(strategy.strong.test.scores.len(), data.split.test.len());
+            assert_eq!(
+                strategy.strong.train_size,
+                data.split.train.len() + strategy.mined.len()
+            );
+        }
+        assert_eq!(outcome.weak.test.scores.len(), data.split.test.len());
+        let none = &outcome.strategies[0];
+        assert!(!none.strong_trained && none.mined.is_empty());
+        assert_eq!(none.strong.test.scores, outcome.weak.test.scores);
+        let (knn, random) = (&outcome.strategies[1], &outcome.strategies[2]);
+        assert!(knn.strong_trained && !knn.mined.is_empty());
+        assert_eq!(
+            random.mined.len(),
+            knn.mined.len(),
+            "the random control draws as many as kNN mines"
+        );
+        assert_ne!(knn.strong.test.scores, outcome.weak.test.scores);
+    }
+
+    #[test]
+    fn reruns_are_identical() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let (a, b) = (run(&data), run(&data));
+        assert_eq!(a.weak.test.scores, b.weak.test.scores);
+        for (x, y) in a.strategies.iter().zip(&b.strategies) {
+            assert_eq!(x.mined, y.mined);
+            assert_eq!(x.strong.test.scores, y.strong.test.scores);
+        }
+    }
 }

@@ -8,9 +8,14 @@ use std::path::Path;
 pub fn save_checkpoint(varmap: &VarMap, path: &Path) -> candle_core::Result<()> {
     let tensors: std::collections::HashMap<String, candle_core::Tensor> = {
         let data = varmap.data().lock().expect("varmap lock");
-        data.iter().map(|(name, var)| (name.clone(), var.as_tensor().clone())).collect()
+        data.iter()
+            .map(|(name, var)| (name.clone(), var.as_tensor().clone()))
+            .collect()
     };
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    let mut tmp_name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
     tmp_name.push(format!(".{}.tmp", std::process::id()));
     let tmp = path.with_file_name(tmp_name);
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -54,16 +54,27 @@ impl TrainConfig {
             return Err("training.epochs must be at least 1".into());
         }
         if self.batch_size == 0 || self.eval_batch_size == 0 {
-            return Err("training.batch_size and training.eval_batch_size must be at least 1".into());
+            return Err(
+                "training.batch_size and training.eval_batch_size must be at least 1".into(),
+            );
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return Err(format!("training.lr must be a positive number, got {}", self.lr));
+            return Err(format!(
+                "training.lr must be a positive number, got {}",
+                self.lr
+            ));
         }
         if !(self.min_lr.is_finite() && self.min_lr >= 0.0 && self.min_lr <= self.lr) {
-            return Err(format!("training.min_lr must lie in [0, lr], got {}", self.min_lr));
+            return Err(format!(
+                "training.min_lr must lie in [0, lr], got {}",
+                self.min_lr
+            ));
         }
         if !(0.0..=1.0).contains(&self.threshold) {
-            return Err(format!("training.threshold must lie in [0, 1], got {}", self.threshold));
+            return Err(format!(
+                "training.threshold must lie in [0, 1], got {}",
+                self.threshold
+            ));
         }
         Ok(())
     }

@@ -33,18 +33,56 @@ pub fn evaluate(
     for chunk in indices.chunks(batch_size.max(1)) {
         let images = make_batch(store, chunk, None, device)?;
         let logits = model.forward_t(&images, false)?;
-        let logits: Vec<Vec<f32>> = logits.to_dtype(candle_core::DType::F32)?.to_vec2()?;
-        for (row, &index) in logits.iter().zip(chunk) {
-            let (l0, l1) = (row[0] as f64, row[1] as f64);
-            let max = l0.max(l1);
-            let log_sum = max + ((l0 - max).exp() + (l1 - max).exp()).ln();
-            let target = if positive[index] { l1 } else { l0 };
-            loss_sum += log_sum - target;
-            scores.push((l1 - log_sum).exp());
+        for (row, &index) in logits_rows(&logits)?.iter().zip(chunk) {
+            let (log_p0, log_p1) = log_softmax2(row);
+            loss_sum -= if positive[index] { log_p1 } else { log_p0 };
+            scores.push(log_p1.exp());
         }
     }
-    let loss = if indices.is_empty() { f64::NAN } else { loss_sum / indices.len() as f64 };
+    let loss = if indices.is_empty() {
+        f64::NAN
+    } else {
+        loss_sum / indices.len() as f64
+    };
     Ok(Evaluation { scores, loss })
+}
+
+/// Logits as host rows.
+fn logits_rows(logits: &Tensor) -> candle_core::Result<Vec<Vec<f32>>> {
+    logits.to_dtype(candle_core::DType::F32)?.to_vec2()
+}
+
+/// Log-probabilities of the two classes from a row of two logits, in f64.
+fn log_softmax2(row: &[f32]) -> (f64, f64) {
+    let (l0, l1) = (f64::from(row[0]), f64::from(row[1]));
+    let max = l0.max(l1);
+    let log_sum = max + ((l0 - max).exp() + (l1 - max).exp()).ln();
+    (l0 - log_sum, l1 - log_sum)
+}
+
+/// Pooled features and positive-class probabilities of `indices` from one
+/// forward pass per batch.
+pub fn embed_and_score(
+    model: &ResNet,
+    store: &ImageStore,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+) -> candle_core::Result<(Tensor, Vec<f64>)> {
+    let mut parts = Vec::new();
+    let mut scores = Vec::with_capacity(indices.len());
+    for chunk in indices.chunks(batch_size.max(1)) {
+        let images = make_batch(store, chunk, None, device)?;
+        let features = model.forward_features(&images, false)?;
+        let logits = model.head(&features)?;
+        scores.extend(
+            logits_rows(&logits)?
+                .iter()
+                .map(|row| log_softmax2(row).1.exp()),
+        );
+        parts.push(features);
+    }
+    Ok((Tensor::cat(&parts, 0)?, scores))
 }
 
 /// Globally average-pooled penultimate features of `indices`, one row per patch.
@@ -60,5 +98,12 @@ pub fn embed(
         let images = make_batch(store, chunk, None, device)?;
         parts.push(model.forward_features(&images, false)?);
     }
-    Tensor::cat(&parts, 0)
+    match parts.is_empty() {
+        true => Tensor::zeros(
+            (0, model.config().feature_dim()),
+            candle_core::DType::F32,
+            device,
+        ),
+        false => Tensor::cat(&parts, 0),
+    }
 }

@@ -5,6 +5,7 @@ pub mod config;
 pub mod evaluate;
 pub mod sampler;
 pub mod schedule;
+pub mod throughput;
 pub mod trainer;
 
 pub use config::TrainConfig;

@@ -25,8 +25,18 @@ pub enum Sampling {
 /// `train` holds the training patches' indices and `positive` says, for each
 /// of them (same order), whether it is positive. Returns indices taken from
 /// `train`, `train.len()` of them.
-pub fn epoch_order(sampling: Sampling, train: &[usize], positive: &[bool], seed: u64, epoch: u64) -> Vec<usize> {
-    assert_eq!(train.len(), positive.len(), "one class flag per training index");
+pub fn epoch_order(
+    sampling: Sampling,
+    train: &[usize],
+    positive: &[bool],
+    seed: u64,
+    epoch: u64,
+) -> Vec<usize> {
+    assert_eq!(
+        train.len(),
+        positive.len(),
+        "one class flag per training index"
+    );
     let mut rng = seed::stream(seed, "sampler", &[epoch]);
     match sampling {
         Sampling::Shuffle => {
@@ -40,18 +50,34 @@ pub fn epoch_order(sampling: Sampling, train: &[usize], positive: &[bool], seed:
             order
         }
         Sampling::Balanced => {
-            let positives: Vec<usize> = train.iter().zip(positive).filter(|(_, &p)| p).map(|(&i, _)| i).collect();
-            let negatives: Vec<usize> = train.iter().zip(positive).filter(|(_, &p)| !p).map(|(&i, _)| i).collect();
+            let positives: Vec<usize> = train
+                .iter()
+                .zip(positive)
+                .filter(|(_, &p)| p)
+                .map(|(&i, _)| i)
+                .collect();
+            let negatives: Vec<usize> = train
+                .iter()
+                .zip(positive)
+                .filter(|(_, &p)| !p)
+                .map(|(&i, _)| i)
+                .collect();
             if positives.is_empty() || negatives.is_empty() {
                 // One class only: balanced draws degenerate to uniform draws.
-                return (0..train.len()).map(|_| train[rng.random_range(0..train.len())]).collect();
+                return (0..train.len())
+                    .map(|_| train[rng.random_range(0..train.len())])
+                    .collect();
             }
             // Weights 1/count per class give each class half of the mass;
             // drawing the class first, then a member uniformly, is the same
             // distribution as a weighted draw over all patches.
             (0..train.len())
                 .map(|_| {
-                    let class = if rng.random_bool(0.5) { &positives } else { &negatives };
+                    let class = if rng.random_bool(0.5) {
+                        &positives
+                    } else {
+                        &negatives
+                    };
                     class[rng.random_range(0..class.len())]
                 })
                 .collect()

@@ -36,7 +36,11 @@ mod tests {
 
     #[test]
     fn cosine_hits_start_middle_and_end() {
-        let s = CosineSchedule { base_lr: 1e-3, min_lr: 1e-5, total_steps: 100 };
+        let s = CosineSchedule {
+            base_lr: 1e-3,
+            min_lr: 1e-5,
+            total_steps: 100,
+        };
         assert_eq!(s.rate(0), 1e-3);
         assert!((s.rate(50) - (1e-5 + (1e-3 - 1e-5) * 0.5)).abs() < 1e-15);
         assert!((s.rate(100) - 1e-5).abs() < 1e-18);
@@ -48,7 +52,11 @@ mod tests {
 
     #[test]
     fn cosine_is_monotone_non_increasing() {
-        let s = CosineSchedule { base_lr: 1e-4, min_lr: 0.0, total_steps: 37 };
+        let s = CosineSchedule {
+            base_lr: 1e-4,
+            min_lr: 0.0,
+            total_steps: 37,
+        };
         for step in 0..40 {
             assert!(s.rate(step + 1) <= s.rate(step));
         }

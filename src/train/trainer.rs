@@ -12,12 +12,14 @@ use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
 use crate::data::images::ImageStore;
 use crate::metrics::ranking::roc_auc;
 use crate::model::init::build_seeded;
-use crate::model::resnet::{ResNet, ResNetConfig};
+use crate::model::pretrained::load_pretrained;
+use crate::model::resnet::{trainable_vars, ResNet, ResNetConfig};
 use crate::seed;
 use candle_core::{Device, Tensor};
 use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::Instant;
 
 /// Why a training run failed.
@@ -39,13 +41,16 @@ pub enum TrainError {
     /// An invalid hyper-parameter.
     #[error("invalid training configuration: {0}")]
     Config(String),
+    /// Pretrained weights could not be loaded.
+    #[error("pretrained weights: {0}")]
+    Pretrained(String),
     /// A tensor operation failed.
     #[error(transparent)]
     Candle(#[from] candle_core::Error),
 }
 
 /// What happened in one epoch.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochRecord {
     /// 1-based epoch number.
     pub epoch: usize,
@@ -53,7 +58,8 @@ pub struct EpochRecord {
     pub train_loss: f64,
     /// Mean validation loss.
     pub valid_loss: f64,
-    /// Validation AUROC (NaN when the validation set has one class).
+    /// Validation AUROC (NaN, written empty, when the validation set has one class).
+    #[serde(with = "crate::io::nan_as_null")]
     pub valid_auroc: f64,
     /// Learning rate at the epoch's last step.
     pub lr: f64,
@@ -61,7 +67,7 @@ pub struct EpochRecord {
     pub best: bool,
     /// Wall time of the epoch in seconds (kept out of CSVs, which must be
     /// byte-identical across reruns).
-    #[serde(skip)]
+    #[serde(skip_serializing, default)]
     pub seconds: f64,
 }
 
@@ -111,19 +117,17 @@ pub struct TrainedModel {
     pub best_epoch: usize,
 }
 
-/// Names of the variables that are statistics, not trainable parameters.
-fn is_buffer(name: &str) -> bool {
-    name.ends_with("running_mean") || name.ends_with("running_var")
-}
-
 /// Trains a freshly initialised model.
 ///
 /// All randomness derives from `seed`: the initial weights from
 /// `(seed, "model-init")`, sample order from `(seed, "sampler", epoch)` and
 /// augmentation from `(seed, "augment", epoch, index)`. Two runs with the same
-/// seed start from the same weights, whatever data they train on.
+/// seed start from the same weights, whatever data they train on. With
+/// `pretrained`, the file's weights replace the seeded ones name by name
+/// (a head of another shape keeps its seeded values).
 pub fn train_model(
     model_config: &ResNetConfig,
+    pretrained: Option<&Path>,
     config: &TrainConfig,
     data: TrainData<'_>,
     seed: u64,
@@ -139,12 +143,26 @@ pub fn train_model(
     }
     let init_seed = seed::derive_u64(seed, "model-init", &[]);
     let (model, varmap) = build_seeded(model_config, init_seed, device)?;
+    if let Some(path) = pretrained {
+        load_pretrained(&varmap, path, true).map_err(|e| TrainError::Pretrained(e.to_string()))?;
+    }
     let trainable = trainable_vars(&varmap);
     let mut optimizer = AdamW::new(
         trainable,
-        ParamsAdamW { lr: config.lr, beta1: 0.9, beta2: 0.999, eps: 1e-8, weight_decay: 0.0 },
+        ParamsAdamW {
+            lr: config.lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.0,
+        },
     )?;
-    let steps_per_epoch = data.train.len().div_ceil(config.batch_size);
+    let steps_per_epoch = batches(data.train.len(), config.batch_size);
+    if steps_per_epoch == 0 {
+        return Err(TrainError::EmptySet(
+            "training (a single patch cannot form a batch)",
+        ));
+    }
     let schedule = CosineSchedule {
         base_lr: config.lr,
         min_lr: config.min_lr,
@@ -158,17 +176,39 @@ pub fn train_model(
     let mut global_step = 0;
     for epoch in 1..=config.epochs {
         let started = Instant::now();
-        on_event(TrainEvent::EpochStart { epoch, epochs: config.epochs, steps: steps_per_epoch });
-        let order = epoch_order(config.sampling, data.train, &train_positive, seed, epoch as u64);
+        on_event(TrainEvent::EpochStart {
+            epoch,
+            epochs: config.epochs,
+            steps: steps_per_epoch,
+        });
+        let order = epoch_order(
+            config.sampling,
+            data.train,
+            &train_positive,
+            seed,
+            epoch as u64,
+        );
         let mut loss_sum = 0.0;
-        for (step, batch) in order.chunks(config.batch_size).enumerate() {
+        for (step, batch) in order
+            .chunks(config.batch_size)
+            .take(steps_per_epoch)
+            .enumerate()
+        {
             let lr = schedule.rate(global_step);
             optimizer.set_learning_rate(lr);
-            let augment = config
-                .augment
-                .then_some((&config.augmentation, AugmentSeed { seed, epoch: epoch as u64 }));
+            let augment = config.augment.then_some((
+                &config.augmentation,
+                AugmentSeed {
+                    seed,
+                    epoch: epoch as u64,
+                    first_draw: (step * config.batch_size) as u64,
+                },
+            ));
             let images = make_batch(data.store, batch, augment, device)?;
-            let targets: Vec<usize> = batch.iter().map(|&i| usize::from(data.positive[i])).collect();
+            let targets: Vec<usize> = batch
+                .iter()
+                .map(|&i| usize::from(data.positive[i]))
+                .collect();
             let targets = labels_tensor(&targets, device)?;
             let logits = model.forward_t(&images, true)?;
             let loss = candle_nn::loss::cross_entropy(&logits, &targets)?;
@@ -181,7 +221,14 @@ pub fn train_model(
             global_step += 1;
             on_event(TrainEvent::Step { loss: value });
         }
-        let valid = evaluate(&model, data.store, data.positive, data.valid, config.eval_batch_size, device)?;
+        let valid = evaluate(
+            &model,
+            data.store,
+            data.positive,
+            data.valid,
+            config.eval_batch_size,
+            device,
+        )?;
         let valid_auroc = roc_auc(&valid_labels, &valid.scores).unwrap_or(f64::NAN);
         let improved = best.as_ref().is_none_or(|(loss, _, _)| valid.loss < *loss);
         if improved {
@@ -201,21 +248,27 @@ pub fn train_model(
     }
     let (_, best_epoch, weights) = best.expect("at least one epoch ran");
     restore(&varmap, &weights)?;
-    Ok(TrainedModel { model, varmap, history, best_epoch })
+    Ok(TrainedModel {
+        model,
+        varmap,
+        history,
+        best_epoch,
+    })
 }
 
-/// The trainable variables, in name order (running statistics excluded).
-fn trainable_vars(varmap: &VarMap) -> Vec<candle_core::Var> {
-    let data = varmap.data().lock().expect("varmap lock");
-    let mut named: Vec<_> = data.iter().filter(|(name, _)| !is_buffer(name)).collect();
-    named.sort_by(|a, b| a.0.cmp(b.0));
-    named.into_iter().map(|(_, var)| var.clone()).collect()
+/// Optimiser steps per epoch: a final batch of a single sample is dropped,
+/// since train-mode batch norm cannot normalise one sample whose last
+/// feature map is 1x1 (PyTorch raises there).
+fn batches(samples: usize, batch_size: usize) -> usize {
+    samples / batch_size + usize::from(samples % batch_size >= 2)
 }
 
 /// A copy of every variable's current value.
 fn snapshot(varmap: &VarMap) -> candle_core::Result<BTreeMap<String, Tensor>> {
     let data = varmap.data().lock().expect("varmap lock");
-    data.iter().map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?))).collect()
+    data.iter()
+        .map(|(name, var)| Ok((name.clone(), var.as_tensor().copy()?)))
+        .collect()
 }
 
 /// Puts snapshot values back into the variables.
@@ -227,4 +280,18 @@ fn restore(varmap: &VarMap, weights: &BTreeMap<String, Tensor>) -> candle_core::
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::batches;
+
+    #[test]
+    fn a_trailing_single_sample_is_dropped() {
+        assert_eq!(batches(64, 32), 2);
+        assert_eq!(batches(65, 32), 2);
+        assert_eq!(batches(66, 32), 3);
+        assert_eq!(batches(1, 32), 0);
+        assert_eq!(batches(5, 32), 1);
+    }
 }

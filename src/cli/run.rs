@@ -1,0 +1,202 @@
+//! `ablate run` and `ablate plan`: run an experiment file, or show what running it would do.
+
+use super::progress::RunProgress;
+use super::GlobalArgs;
+use crate::experiment::load::describe;
+use crate::experiment::load_experiment;
+use crate::runner::{run_experiment, Plan, RunOptions};
+use anyhow::{Context, Result};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// Arguments of `ablate run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Experiment file (TOML).
+    file: PathBuf,
+    /// Weak-model groups trained at the same time (threads are split between them).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Stop at the first failing cell.
+    #[arg(long)]
+    fail_fast: bool,
+    /// Output folder (default: the file's `output`, else reports/<name>).
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Run only these cells (0-based indices, comma-separated; see `ablate plan`).
+    #[arg(long, value_delimiter = ',')]
+    cells: Option<Vec<usize>>,
+}
+
+/// Arguments of `ablate plan`.
+#[derive(Debug, clap::Args)]
+pub struct PlanArgs {
+    /// Experiment file (TOML).
+    file: PathBuf,
+    /// Output folder whose cache is consulted (default as for `ablate run`).
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn load_plan(file: &Path, output: Option<PathBuf>) -> Result<Plan> {
+    let experiment = load_experiment(file)
+        .with_context(|| format!("invalid experiment file '{}'", file.display()))?;
+    Ok(Plan::new(experiment, output))
+}
+
+/// Runs every cell and reports what failed; exit code 1 when any cell failed.
+pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
+    let plan = load_plan(&args.file, args.output.clone())?;
+    let threads = super::thread_count(global.threads);
+    let cells = args
+        .cells
+        .as_ref()
+        .map(|c| c.iter().copied().collect::<BTreeSet<usize>>());
+    if let Some(bad) = cells
+        .as_ref()
+        .and_then(|c| c.iter().find(|&&i| i >= plan.cells.len()))
+    {
+        anyhow::bail!(
+            "--cells: cell {bad} does not exist (the experiment has {} cells)",
+            plan.cells.len()
+        );
+    }
+    let selected = cells.as_ref().map_or(plan.cells.len(), |c| c.len());
+    let options = RunOptions {
+        jobs: args.jobs.max(1),
+        threads,
+        fail_fast: args.fail_fast,
+        cells,
+    };
+    let progress = RunProgress::new(selected, global.quiet);
+    let started = std::time::Instant::now();
+    let summary = run_experiment(&plan, &options, &|event| progress.on_event(event))
+        .with_context(|| format!("run of '{}' failed", args.file.display()))?;
+    progress.finish();
+    let counts = summary.counts;
+    println!(
+        "{} cells: {} done, {} failed, {} not run; {} trainings planned for {} naive ({} saved by sharing stages); {:.1} s",
+        counts.cells,
+        summary.succeeded,
+        summary.failed.len(),
+        summary.skipped,
+        counts.weak_trainings + counts.strong_trainings,
+        counts.naive_trainings,
+        counts.saved(),
+        started.elapsed().as_secs_f64()
+    );
+    println!(
+        "results in '{}'",
+        summary.output.join("results.csv").display()
+    );
+    for (cell, error) in &summary.failed {
+        eprintln!(
+            "cell {cell} ({}) failed: {error}",
+            describe(&plan.cells[*cell].assignment)
+        );
+    }
+    Ok(if summary.failed.is_empty() { 0 } else { 1 })
+}
+
+/// Prints the cells, the shared stages and the training counts.
+pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
+    let plan = load_plan(&args.file, args.output.clone())?;
+    let counts = plan.counts();
+    println!(
+        "experiment '{}': {} cells, output '{}'",
+        plan.experiment.name,
+        counts.cells,
+        plan.output.display()
+    );
+    for cell in &plan.cells {
+        println!(
+            "  cell {:>3}  weak {}  {}",
+            cell.index,
+            &cell.keys.weak[..8],
+            describe(&cell.assignment)
+        );
+    }
+    let groups = plan.weak_groups(None);
+    println!(
+        "stages: {} weak models (shared by {} cells; {} already cached), up to {} strong models",
+        counts.weak_trainings, counts.cells, counts.weak_cached, counts.strong_trainings
+    );
+    println!(
+        "trainings: {} instead of {} ({} saved by sharing); {} weak-model groups",
+        counts.weak_trainings + counts.strong_trainings,
+        counts.naive_trainings,
+        counts.saved(),
+        groups.len()
+    );
+    match estimate_seconds(&plan) {
+        Ok(seconds) => println!(
+            "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
+             cached stages excluded)",
+            human_duration(seconds)
+        ),
+        Err(e) => println!("no time estimate: {e:#}"),
+    }
+    Ok(0)
+}
+
+/// Rough wall time of the plan's remaining trainings: a measured training
+/// speed per (model, image size, batch), times the images each training
+/// visits (evaluation counted at a third of a training step's cost).
+fn estimate_seconds(plan: &Plan) -> Result<f64> {
+    use crate::model::resnet::ResNetConfig;
+    use crate::train::throughput::training_images_per_second;
+    let store = plan.store();
+    let mut speeds: std::collections::HashMap<(String, u32, usize), f64> = Default::default();
+    let mut seen = BTreeSet::new();
+    let mut total = 0.0;
+    for cell in &plan.cells {
+        let c = &cell.config;
+        let key = (
+            c.model.name.clone(),
+            c.data.image_size,
+            c.training.batch_size,
+        );
+        let speed = match speeds.get(&key) {
+            Some(&speed) => speed,
+            None => {
+                let model = ResNetConfig::from_name(&c.model.name, 2)?;
+                let speed = training_images_per_second(
+                    &model,
+                    c.data.image_size as usize,
+                    c.training.batch_size,
+                    1,
+                    2,
+                    &candle_core::Device::Cpu,
+                )?;
+                speeds.insert(key, speed);
+                speed
+            }
+        };
+        let hard = match &c.data.path {
+            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
+                .map(|d| d.count())
+                .unwrap_or(0),
+            None => c.data.synthetic.hard_patches,
+        } as f64;
+        let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
+        let eval = hard - train;
+        let per_training = (c.training.epochs as f64 * (train + eval / 3.0)) / speed;
+        if seen.insert(cell.keys.weak.clone()) && !store.is_done("weak", &cell.keys.weak) {
+            total += per_training;
+        }
+        if cell.mines() && !store.is_done("mining", &cell.keys.mining) {
+            total += per_training * 1.15;
+        }
+    }
+    Ok(total)
+}
+
+/// `1 h 02 min`, `3 min 20 s`, `12 s`.
+fn human_duration(seconds: f64) -> String {
+    let s = seconds.round() as u64;
+    match s {
+        0..=59 => format!("{s} s"),
+        60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
+        _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}

@@ -1,0 +1,646 @@
+//! Running a plan: stage by stage, reusing finished artifacts, one weak
+//! model group per job, failures recorded per cell.
+
+use super::keys::training_seed;
+use super::plan::{CellPlan, Plan};
+use super::store::{ArtifactStore, StoreError};
+use crate::data::prepare::{prepare, PreparedData};
+use crate::data::source::ensure_synthetic;
+use crate::mining::MinedPatch;
+use crate::model::init::build_seeded;
+use crate::model::resnet::{ResNet, ResNetConfig};
+use crate::pipeline::fp_query::FalsePositive;
+use crate::pipeline::{
+    mine_pool, mining_precision, query, strong_training_set, train_and_test, Query, Stage,
+    TrainSpec,
+};
+use crate::train::checkpoint::save_checkpoint;
+use crate::train::{EpochRecord, TrainEvent};
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+/// How to run a plan.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Weak-model groups run at the same time.
+    pub jobs: usize,
+    /// Threads in all; each job gets `threads / jobs`.
+    pub threads: usize,
+    /// Stop at the first failure.
+    pub fail_fast: bool,
+    /// Run only these cells (0-based); `None` for all.
+    pub cells: Option<BTreeSet<usize>>,
+}
+
+/// Progress notifications of a run.
+#[derive(Debug, Clone)]
+pub enum RunEvent {
+    /// A stage starts (or is found in the cache).
+    Stage {
+        /// Cell index.
+        cell: usize,
+        /// Stage name.
+        stage: &'static str,
+        /// Whether its artifact was reused.
+        cached: bool,
+    },
+    /// A training event of a stage.
+    Train {
+        /// Cell index.
+        cell: usize,
+        /// `weak` or `strong`.
+        stage: &'static str,
+        /// The event.
+        event: TrainEvent,
+    },
+    /// A cell finished (successfully or not).
+    CellDone {
+        /// Cell index.
+        cell: usize,
+        /// The error, if it failed.
+        error: Option<String>,
+    },
+}
+
+/// A model's stored results.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelRecord {
+    /// LI probability of each test patch (in the split's test order).
+    pub test_scores: Vec<f64>,
+    /// Mean test cross-entropy.
+    #[serde(with = "crate::io::nan_as_null")]
+    pub test_loss: f64,
+    /// Per-epoch history.
+    pub history: Vec<EpochRecord>,
+    /// Epoch whose weights were kept.
+    pub best_epoch: usize,
+    /// Training patches (mined included).
+    pub train_size: usize,
+    /// Wall time of the training in seconds.
+    pub seconds: f64,
+}
+
+/// The stored false-positive query (features are in `query.safetensors`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct QueryRecord {
+    false_positives: Vec<FalsePositive>,
+    pool_scores: Vec<f64>,
+}
+
+/// Everything the results table needs about one finished cell.
+#[derive(Debug, Clone)]
+pub struct CellResult {
+    /// The weak model.
+    pub weak: ModelRecord,
+    /// The strong model (the weak one when nothing was mined).
+    pub strong: ModelRecord,
+    /// Whether a strong model was trained.
+    pub strong_trained: bool,
+    /// False positives on validation (0 for `none`).
+    pub false_positives: usize,
+    /// The mined pool patches.
+    pub mined: Vec<MinedPatch>,
+    /// Share of mimics among the mined (synthetic data).
+    pub mimic_fraction: Option<f64>,
+    /// Test labels (true = positive), in test order.
+    pub test_labels: Vec<bool>,
+    /// Test patch paths, in test order.
+    pub test_paths: Vec<String>,
+    /// Pool patch paths of the mined patches.
+    pub mined_paths: Vec<String>,
+    /// Stages whose artifacts were reused.
+    pub cache_hits: Vec<&'static str>,
+}
+
+/// The outcome of each cell of the plan (`None` when not run).
+pub type CellOutcomes = Vec<Option<Result<CellResult, String>>>;
+
+/// Runs the plan's cells; returns one outcome per cell.
+pub fn execute(
+    plan: &Plan,
+    options: &RunOptions,
+    on_event: &(dyn Fn(RunEvent) + Sync),
+) -> CellOutcomes {
+    let store = plan.store();
+    let groups = plan.weak_groups(options.cells.as_ref());
+    let outcomes: Mutex<CellOutcomes> = Mutex::new(vec![None; plan.cells.len()]);
+    let data_cache = DataCache::default();
+    let next = Mutex::new(0usize);
+    let stop = AtomicBool::new(false);
+    let jobs = options.jobs.clamp(1, groups.len().max(1));
+    let threads_per_job = (options.threads / jobs).max(1);
+    std::thread::scope(|scope| {
+        for _ in 0..jobs {
+            scope.spawn(|| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads_per_job)
+                    .build();
+                let pool = match pool {
+                    Ok(pool) => pool,
+                    Err(e) => {
+                        eprintln!("could not start a job's threads: {e}");
+                        return;
+                    }
+                };
+                loop {
+                    if stop.load(Ordering::SeqCst) {
+                        return;
+                    }
+                    let group = {
+                        let mut next = next.lock().expect("queue lock");
+                        let Some(group) = groups.get(*next) else {
+                            return;
+                        };
+                        *next += 1;
+                        group.clone()
+                    };
+                    let results =
+                        pool.install(|| run_group(plan, &group, &store, &data_cache, on_event));
+                    let mut all = outcomes.lock().expect("outcomes lock");
+                    for (cell, result) in group.iter().zip(results) {
+                        let error = result.as_ref().err().cloned();
+                        if error.is_some() && options.fail_fast {
+                            stop.store(true, Ordering::SeqCst);
+                        }
+                        on_event(RunEvent::CellDone { cell: *cell, error });
+                        all[*cell] = Some(result);
+                    }
+                }
+            });
+        }
+    });
+    outcomes.into_inner().expect("outcomes lock")
+}
+
+/// Decoded datasets shared between the groups of a run, by split key.
+#[derive(Default)]
+struct DataCache {
+    prepared: Mutex<HashMap<String, Arc<PreparedData>>>,
+}
+
+impl DataCache {
+    fn get(&self, cell: &CellPlan, store: &ArtifactStore) -> Result<Arc<PreparedData>, String> {
+        let mut map = self
+            .prepared
+            .lock()
+            .map_err(|_| "data cache poisoned".to_string())?;
+        if let Some(data) = map.get(&cell.keys.split) {
+            return Ok(data.clone());
+        }
+        let config = &cell.config;
+        let root: PathBuf = match &config.data.path {
+            Some(path) => path.clone(),
+            None => {
+                let dir = store.dir("data", &cell.keys.data);
+                ensure_synthetic(&dir, &config.data.synthetic).map_err(|e| e.to_string())?;
+                dir
+            }
+        };
+        let mut split = config.data.split.clone();
+        if split.folds.is_some() {
+            split.fold = config.replicate.fold;
+        }
+        let subsample = config.data.subsample()?;
+        let data = prepare(&root, config.data.image_size, &split, &subsample)
+            .map_err(|e| format!("dataset '{}': {e}", root.display()))?;
+        let data = Arc::new(data);
+        map.insert(cell.keys.split.clone(), data.clone());
+        Ok(data)
+    }
+}
+
+/// Runs the cells of one weak-model group; one result per cell.
+fn run_group(
+    plan: &Plan,
+    group: &[usize],
+    store: &ArtifactStore,
+    data_cache: &DataCache,
+    on_event: &(dyn Fn(RunEvent) + Sync),
+) -> Vec<Result<CellResult, String>> {
+    let first = &plan.cells[group[0]];
+    let shared = (|| {
+        let data = data_cache.get(first, store)?;
+        let model_config =
+            ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
+        let mut weak_stage = WeakStage::new(first, store, data.clone(), model_config);
+        weak_stage.record(on_event)?;
+        Ok::<_, String>((data, weak_stage))
+    })();
+    let (data, mut weak_stage) = match shared {
+        Ok(shared) => shared,
+        Err(error) => return group.iter().map(|_| Err(error.clone())).collect(),
+    };
+    group
+        .iter()
+        .map(|&index| {
+            let cell = &plan.cells[index];
+            let result = run_cell(cell, store, &data, &mut weak_stage, on_event)
+                .map_err(|e| e.to_string())?;
+            if cell.mines() {
+                let query = load_query(store, &cell.keys.query)?;
+                let path = plan
+                    .output
+                    .join("cells")
+                    .join(cell.index.to_string())
+                    .join("embedding.csv");
+                write_embedding(&path, &data, &query, &result.mined)?;
+            }
+            Ok(result)
+        })
+        .collect()
+}
+
+/// Writes the pool and false-positive features of a mining cell with each
+/// patch's role (`pool`, `mined`, `fp`) and true kind, for the report's projection.
+fn write_embedding(
+    path: &std::path::Path,
+    data: &PreparedData,
+    query: &Query,
+    mined: &[MinedPatch],
+) -> Result<(), String> {
+    let fail = |e: &dyn std::fmt::Display| format!("could not write '{}': {e}", path.display());
+    let pool: Vec<Vec<f32>> = query.pool_features.to_vec2().map_err(|e| fail(&e))?;
+    let fps: Vec<Vec<f32>> = query.fp_features.to_vec2().map_err(|e| fail(&e))?;
+    let dims = pool.first().map_or(0, Vec::len);
+    let mined: BTreeSet<usize> = mined.iter().map(|m| m.pool_index).collect();
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["path".to_string(), "kind".into(), "role".into()];
+    header.extend((0..dims).map(|d| format!("x{d}")));
+    writer.write_record(&header).map_err(|e| fail(&e))?;
+    let mut write_row = |patch: &crate::data::Patch, role: &str, features: &[f32]| {
+        let mut row = vec![
+            path_string(&patch.path),
+            patch.kind.map_or(String::new(), |k| k.name().to_string()),
+            role.to_string(),
+        ];
+        row.extend(features.iter().map(|v| v.to_string()));
+        writer.write_record(&row)
+    };
+    for (j, features) in pool.iter().enumerate() {
+        let role = if mined.contains(&j) { "mined" } else { "pool" };
+        write_row(&data.dataset.pool[j], role, features).map_err(|e| fail(&e))?;
+    }
+    for (fp, features) in query.false_positives.iter().zip(&fps) {
+        write_row(&data.dataset.hard[fp.hard_index], "fp", features).map_err(|e| fail(&e))?;
+    }
+    let bytes = writer.into_inner().map_err(|e| fail(&e.to_string()))?;
+    crate::io::write_atomic(path, &bytes).map_err(|e| fail(&e))
+}
+
+/// The weak model of a group: its record, and the network when needed.
+struct WeakStage<'a> {
+    cell: &'a CellPlan,
+    store: &'a ArtifactStore,
+    data: Arc<PreparedData>,
+    model_config: ResNetConfig,
+    record: Option<ModelRecord>,
+    cached: bool,
+    model: Option<ResNet>,
+    queries: HashMap<String, Arc<Query>>,
+}
+
+impl<'a> WeakStage<'a> {
+    fn new(
+        cell: &'a CellPlan,
+        store: &'a ArtifactStore,
+        data: Arc<PreparedData>,
+        model_config: ResNetConfig,
+    ) -> Self {
+        Self {
+            cell,
+            store,
+            data,
+            model_config,
+            record: None,
+            cached: false,
+            model: None,
+            queries: HashMap::new(),
+        }
+    }
+
+    /// The weak model's record, training it if it is not in the cache.
+    fn record(&mut self, on_event: &(dyn Fn(RunEvent) + Sync)) -> Result<ModelRecord, String> {
+        if let Some(record) = &self.record {
+            return Ok(record.clone());
+        }
+        let key = &self.cell.keys.weak;
+        let cell = self.cell.index;
+        if self.store.is_done("weak", key) {
+            on_event(RunEvent::Stage {
+                cell,
+                stage: "weak",
+                cached: true,
+            });
+            self.cached = true;
+            let record: ModelRecord = self
+                .store
+                .read_json("weak", key, "model.json")
+                .map_err(|e| e.to_string())?;
+            self.record = Some(record.clone());
+            return Ok(record);
+        }
+        on_event(RunEvent::Stage {
+            cell,
+            stage: "weak",
+            cached: false,
+        });
+        let started = Instant::now();
+        let config = &self.cell.config;
+        let spec = TrainSpec {
+            model: &self.model_config,
+            pretrained: config.model.pretrained.as_deref(),
+            training: &config.training,
+            seed: training_seed(config),
+            device: &Device::Cpu,
+        };
+        let (model, varmap, outcome) = train_and_test(
+            Stage::Weak,
+            spec,
+            &self.data,
+            &self.data.split.train,
+            &mut |event| {
+                on_event(RunEvent::Train {
+                    cell,
+                    stage: "weak",
+                    event,
+                })
+            },
+        )
+        .map_err(|e| e.to_string())?;
+        let record = ModelRecord {
+            test_scores: outcome.test.scores,
+            test_loss: outcome.test.loss,
+            history: outcome.history,
+            best_epoch: outcome.best_epoch,
+            train_size: outcome.train_size,
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let dir = self.store.dir("weak", key);
+        save_checkpoint(&varmap, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
+        self.store
+            .write_json("weak", key, "model.json", &record)
+            .map_err(|e| e.to_string())?;
+        self.store
+            .mark_done("weak", key)
+            .map_err(|e| e.to_string())?;
+        self.model = Some(model);
+        self.record = Some(record.clone());
+        Ok(record)
+    }
+
+    /// The weak network (loaded from its checkpoint when it came from the cache).
+    fn model(&mut self) -> Result<&ResNet, String> {
+        if self.model.is_none() {
+            let (model, mut varmap) =
+                build_seeded(&self.model_config, 0, &Device::Cpu).map_err(|e| e.to_string())?;
+            let path = self
+                .store
+                .dir("weak", &self.cell.keys.weak)
+                .join("model.safetensors");
+            varmap
+                .load(&path)
+                .map_err(|e| format!("could not load '{}': {e}", path.display()))?;
+            self.model = Some(model);
+        }
+        Ok(self.model.as_ref().expect("set above"))
+    }
+
+    /// The false-positive query at a cell's threshold (from the cache when done).
+    fn query(
+        &mut self,
+        cell: &CellPlan,
+        on_event: &(dyn Fn(RunEvent) + Sync),
+    ) -> Result<(Arc<Query>, bool), String> {
+        let key = cell.keys.query.clone();
+        if let Some(query) = self.queries.get(&key) {
+            return Ok((query.clone(), true));
+        }
+        let cached = self.store.is_done("query", &key);
+        on_event(RunEvent::Stage {
+            cell: cell.index,
+            stage: "query",
+            cached,
+        });
+        let query = if cached {
+            load_query(self.store, &key)?
+        } else {
+            let training = cell.config.training.clone();
+            let threshold = cell.config.mining.fp_threshold;
+            let data = self.data.clone();
+            let query = query(self.model()?, &data, &training, threshold, &Device::Cpu)
+                .map_err(|e| e.to_string())?;
+            save_query(self.store, &key, &query)?;
+            query
+        };
+        let query = Arc::new(query);
+        self.queries.insert(key, query.clone());
+        Ok((query, cached))
+    }
+}
+
+fn save_query(store: &ArtifactStore, key: &str, query: &Query) -> Result<(), String> {
+    let dir = store.dir("query", key);
+    let tensors: HashMap<String, Tensor> = [
+        ("fp_features".to_string(), query.fp_features.clone()),
+        ("pool_features".to_string(), query.pool_features.clone()),
+    ]
+    .into();
+    let path = dir.join("features.safetensors");
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
+    let tmp = dir.join("features.safetensors.tmp");
+    candle_core::safetensors::save(&tensors, &tmp)
+        .map_err(|e| format!("could not write '{}': {e}", tmp.display()))?;
+    std::fs::rename(&tmp, &path)
+        .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
+    let record = QueryRecord {
+        false_positives: query.false_positives.clone(),
+        pool_scores: query.pool_scores.clone(),
+    };
+    store
+        .write_json("query", key, "query.json", &record)
+        .map_err(|e| e.to_string())?;
+    store.mark_done("query", key).map_err(|e| e.to_string())
+}
+
+fn load_query(store: &ArtifactStore, key: &str) -> Result<Query, String> {
+    let path = store.dir("query", key).join("features.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)
+        .map_err(|e| format!("could not read '{}': {e}", path.display()))?;
+    let mut take = |name: &str| {
+        tensors
+            .remove(name)
+            .ok_or_else(|| format!("'{}' lacks {name}", path.display()))
+    };
+    let fp_features = take("fp_features")?;
+    let pool_features = take("pool_features")?;
+    let record: QueryRecord = store
+        .read_json("query", key, "query.json")
+        .map_err(|e| e.to_string())?;
+    Ok(Query {
+        false_positives: record.false_positives,
+        fp_features,
+        pool_features,
+        pool_scores: record.pool_scores,
+    })
+}
+
+/// Runs (or reuses) the query, mining and strong stages of one cell.
+fn run_cell(
+    cell: &CellPlan,
+    store: &ArtifactStore,
+    data: &PreparedData,
+    weak_stage: &mut WeakStage<'_>,
+    on_event: &(dyn Fn(RunEvent) + Sync),
+) -> Result<CellResult, CellError> {
+    let weak = weak_stage.record(on_event)?;
+    let mut cache_hits = Vec::new();
+    if weak_stage.cached {
+        cache_hits.push("weak");
+    }
+    let (mined, false_positives) = if cell.mines() {
+        let key = &cell.keys.mining;
+        if store.is_done("mining", key) {
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "mining",
+                cached: true,
+            });
+            cache_hits.push("mining");
+            let stored: MiningRecord = store.read_json("mining", key, "mined.json")?;
+            (stored.mined, stored.false_positives)
+        } else {
+            let (query, cached) = weak_stage.query(cell, on_event)?;
+            if cached {
+                cache_hits.push("query");
+            }
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "mining",
+                cached: false,
+            });
+            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))
+                .map_err(|e| e.to_string())?;
+            let record = MiningRecord {
+                mined,
+                false_positives: query.false_positives.len(),
+            };
+            store.write_json("mining", key, "mined.json", &record)?;
+            store.mark_done("mining", key)?;
+            (record.mined, record.false_positives)
+        }
+    } else {
+        (Vec::new(), 0)
+    };
+    let (strong, strong_trained) = if mined.is_empty() {
+        (weak.clone(), false)
+    } else {
+        let pool_indices: Vec<usize> = mined.iter().map(|m| m.pool_index).collect();
+        let key = cell.keys.strong(&pool_indices);
+        if store.is_done("strong", &key) {
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "strong",
+                cached: true,
+            });
+            cache_hits.push("strong");
+            (store.read_json("strong", &key, "model.json")?, true)
+        } else {
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "strong",
+                cached: false,
+            });
+            let started = Instant::now();
+            let train = strong_training_set(data, &mined);
+            let config = &cell.config;
+            let spec = TrainSpec {
+                model: &weak_stage.model_config,
+                pretrained: config.model.pretrained.as_deref(),
+                training: &config.training,
+                seed: training_seed(config),
+                device: &Device::Cpu,
+            };
+            let (_, _, outcome) = train_and_test(Stage::Strong, spec, data, &train, &mut |event| {
+                on_event(RunEvent::Train {
+                    cell: cell.index,
+                    stage: "strong",
+                    event,
+                })
+            })
+            .map_err(|e| e.to_string())?;
+            let record = ModelRecord {
+                test_scores: outcome.test.scores,
+                test_loss: outcome.test.loss,
+                history: outcome.history,
+                best_epoch: outcome.best_epoch,
+                train_size: outcome.train_size,
+                seconds: started.elapsed().as_secs_f64(),
+            };
+            store.write_json("strong", &key, "model.json", &record)?;
+            store.mark_done("strong", &key)?;
+            (record, true)
+        }
+    };
+    let test_labels = data.split.test.iter().map(|&i| data.positive[i]).collect();
+    let test_paths = data
+        .split
+        .test
+        .iter()
+        .map(|&i| path_string(&data.patch(i).path))
+        .collect();
+    let mined_paths = mined
+        .iter()
+        .map(|m| path_string(&data.dataset.pool[m.pool_index].path))
+        .collect();
+    Ok(CellResult {
+        mimic_fraction: mining_precision(data, &mined),
+        weak,
+        strong,
+        strong_trained,
+        false_positives,
+        mined,
+        test_labels,
+        test_paths,
+        mined_paths,
+        cache_hits,
+    })
+}
+
+/// Stored mining result.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct MiningRecord {
+    mined: Vec<MinedPatch>,
+    false_positives: usize,
+}
+
+fn path_string(path: &std::path::Path) -> String {
+    path.to_string_lossy().replace('\\', "/")
+}
+
+/// A cell-level failure message.
+#[derive(Debug)]
+struct CellError(String);
+
+impl std::fmt::Display for CellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<String> for CellError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<StoreError> for CellError {
+    fn from(error: StoreError) -> Self {
+        Self(error.to_string())
+    }
+}

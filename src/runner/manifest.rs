@@ -1,0 +1,114 @@
+//! `manifest.json`: what produced a results folder.
+
+use super::keys::content_key;
+use super::plan::Plan;
+use serde::Serialize;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Provenance of a run.
+#[derive(Debug, Serialize)]
+pub struct Manifest {
+    /// ablate's version.
+    pub ablate_version: &'static str,
+    /// candle-core's version.
+    pub candle_version: &'static str,
+    /// Git commit of the working directory, if it is a repository.
+    pub git_commit: Option<String>,
+    /// Device the tensors ran on.
+    pub device: String,
+    /// Worker threads.
+    pub threads: usize,
+    /// Parallel jobs.
+    pub jobs: usize,
+    /// The experiment file.
+    pub experiment_file: String,
+    /// Hash of the experiment file's text.
+    pub config_hash: String,
+    /// Number of cells.
+    pub cells: usize,
+    /// Each cell's resolved settings.
+    pub resolved_cells: Vec<serde_json::Value>,
+    /// Start time (UTC, RFC 3339).
+    pub started: String,
+    /// End time (UTC, RFC 3339).
+    pub finished: String,
+}
+
+impl Manifest {
+    /// Describes a run of `plan`.
+    pub fn new(plan: &Plan, threads: usize, jobs: usize, started: SystemTime) -> Self {
+        Self {
+            ablate_version: env!("CARGO_PKG_VERSION"),
+            candle_version: env!("ABLATE_CANDLE_VERSION"),
+            git_commit: git_commit(),
+            device: "cpu".into(),
+            threads,
+            jobs,
+            experiment_file: plan.experiment.path.display().to_string(),
+            config_hash: content_key(&plan.experiment.text),
+            cells: plan.cells.len(),
+            resolved_cells: plan
+                .cells
+                .iter()
+                .map(|c| serde_json::json!({ "cell": c.index, "settings": c.config }))
+                .collect(),
+            started: rfc3339(started),
+            finished: rfc3339(SystemTime::now()),
+        }
+    }
+}
+
+fn git_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// Formats a time as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn rfc3339(time: SystemTime) -> String {
+    let secs = time
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn rfc3339_of_known_instants() {
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(951_782_400)),
+            "2000-02-29T00:00:00Z"
+        );
+        assert_eq!(
+            rfc3339(UNIX_EPOCH + Duration::from_secs(1_795_694_645)),
+            "2026-11-26T12:04:05Z"
+        );
+    }
+}

@@ -1,0 +1,266 @@
+//! The tables a run writes: `results.csv` (deterministic: byte-identical
+//! for the same experiment, whatever was cached or how many jobs ran),
+//! `runs.csv` (durations and cache hits), per-cell predictions and mined lists.
+
+use super::execute::{CellOutcomes, CellResult, ModelRecord};
+use super::plan::{CellPlan, Plan};
+use crate::experiment::load::plain;
+use crate::experiment::matrix::{FOLD_KEY, SEED_KEY};
+use crate::io::write_atomic;
+use crate::metrics::binary::BinaryMetrics;
+use std::path::Path;
+
+/// Metric columns of `results.csv`, in order.
+pub const METRIC_COLUMNS: [&str; 12] = [
+    "loss",
+    "auroc",
+    "auprc",
+    "sensitivity",
+    "specificity",
+    "precision",
+    "f1",
+    "accuracy",
+    "tp",
+    "fp",
+    "tn",
+    "fn",
+];
+
+/// Axis columns: every matrix key except the replicates (which have their own columns).
+pub fn axis_columns(plan: &Plan) -> Vec<String> {
+    plan.experiment
+        .axis_keys
+        .iter()
+        .filter(|k| k.as_str() != SEED_KEY && k.as_str() != FOLD_KEY)
+        .cloned()
+        .collect()
+}
+
+/// The value of a dotted key in serialised settings (`None` when unset).
+fn setting<'a>(settings: &'a toml::Value, key: &str) -> Option<&'a toml::Value> {
+    key.split('.')
+        .try_fold(settings, |value, part| value.get(part))
+}
+
+/// Builds `results.csv`: one row per cell and model (weak, strong); axis
+/// columns hold each cell's effective value of the axis key.
+pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv::Error> {
+    let axes = axis_columns(plan);
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    let mut header: Vec<String> = vec!["cell".into()];
+    header.extend(axes.iter().cloned());
+    header.extend(
+        [
+            "seed",
+            "fold",
+            "model",
+            "strategy",
+            "num_query",
+            "status",
+            "error",
+            "n_test",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    header.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
+    header.extend(
+        [
+            "false_positives",
+            "mined",
+            "mimic_fraction",
+            "train_size",
+            "best_epoch",
+            "trained",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    writer.write_record(&header)?;
+    for (cell, outcome) in plan.cells.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        let settings = toml::Value::try_from(&cell.config).expect("settings serialise");
+        let axis_values: Vec<String> = axes
+            .iter()
+            .map(|k| setting(&settings, k).map(plain).unwrap_or_default())
+            .collect();
+        for stage in ["weak", "strong"] {
+            let mut row: Vec<String> = vec![cell.index.to_string()];
+            row.extend(axis_values.iter().cloned());
+            let folds = cell.config.data.split.folds.is_some();
+            row.push(cell.config.replicate.seed.to_string());
+            row.push(if folds {
+                cell.config.replicate.fold.to_string()
+            } else {
+                String::new()
+            });
+            row.push(stage.to_string());
+            row.push(cell.config.mining.strategy.name().to_string());
+            row.push(cell.config.mining.num_query.to_string());
+            match outcome {
+                Ok(result) => {
+                    row.extend(["ok".to_string(), String::new()]);
+                    row.extend(model_columns(cell, result, stage));
+                }
+                Err(error) => {
+                    row.extend(["failed".to_string(), error.clone()]);
+                    row.extend(std::iter::repeat_n(
+                        String::new(),
+                        1 + METRIC_COLUMNS.len() + 6,
+                    ));
+                }
+            }
+            writer.write_record(&row)?;
+        }
+    }
+    writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
+}
+
+/// The metric and mining columns of one model of a finished cell.
+fn model_columns(cell: &CellPlan, result: &CellResult, stage: &str) -> Vec<String> {
+    let (record, trained) = match stage {
+        "weak" => (&result.weak, true),
+        _ => (&result.strong, result.strong_trained),
+    };
+    let metrics = metrics_of(cell, result, record);
+    let number = |v: f64| {
+        if v.is_nan() {
+            String::new()
+        } else {
+            v.to_string()
+        }
+    };
+    let mut row = vec![
+        record.test_scores.len().to_string(),
+        number(record.test_loss),
+    ];
+    match metrics {
+        Some(m) => {
+            row.extend(
+                [
+                    m.auroc,
+                    m.auprc,
+                    m.sensitivity,
+                    m.specificity,
+                    m.precision,
+                    m.f1,
+                    m.accuracy,
+                ]
+                .map(number),
+            );
+            row.extend([m.tp, m.fp, m.tn, m.fn_].map(|v| v.to_string()));
+        }
+        None => row.extend(std::iter::repeat_n(String::new(), 11)),
+    }
+    let is_strong = stage == "strong";
+    row.push(result.false_positives.to_string());
+    row.push(if is_strong { result.mined.len() } else { 0 }.to_string());
+    row.push(if is_strong {
+        result.mimic_fraction.map(number).unwrap_or_default()
+    } else {
+        String::new()
+    });
+    row.push(record.train_size.to_string());
+    row.push(record.best_epoch.to_string());
+    row.push(trained.to_string());
+    row
+}
+
+/// Test metrics recomputed from the stored scores.
+fn metrics_of(cell: &CellPlan, result: &CellResult, record: &ModelRecord) -> Option<BinaryMetrics> {
+    BinaryMetrics::compute(
+        &result.test_labels,
+        &record.test_scores,
+        cell.config.training.threshold,
+    )
+    .ok()
+}
+
+/// `runs.csv`: per cell, the training durations and which stages came from the cache.
+pub fn runs_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv::Error> {
+    let mut writer = csv::Writer::from_writer(Vec::new());
+    writer.write_record([
+        "cell",
+        "status",
+        "weak_seconds",
+        "strong_seconds",
+        "cache_hits",
+    ])?;
+    for (cell, outcome) in plan.cells.iter().zip(outcomes) {
+        let Some(outcome) = outcome else { continue };
+        let row = match outcome {
+            Ok(r) => vec![
+                cell.index.to_string(),
+                "ok".into(),
+                format!("{:.3}", r.weak.seconds),
+                if r.strong_trained {
+                    format!("{:.3}", r.strong.seconds)
+                } else {
+                    String::new()
+                },
+                r.cache_hits.join(";"),
+            ],
+            Err(_) => vec![
+                cell.index.to_string(),
+                "failed".into(),
+                String::new(),
+                String::new(),
+                String::new(),
+            ],
+        };
+        writer.write_record(&row)?;
+    }
+    writer
+        .into_inner()
+        .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
+}
+
+/// Writes each finished cell's test predictions and mined list under `cells/<index>/`.
+pub fn write_cell_files(out: &Path, plan: &Plan, outcomes: &CellOutcomes) -> std::io::Result<()> {
+    for (cell, outcome) in plan.cells.iter().zip(outcomes) {
+        let Some(Ok(result)) = outcome else { continue };
+        let dir = out.join("cells").join(cell.index.to_string());
+        let mut predictions = csv::Writer::from_writer(Vec::new());
+        predictions.write_record(["model", "path", "label", "score"])?;
+        let mut models = vec![("weak", &result.weak)];
+        if result.strong_trained {
+            models.push(("strong", &result.strong));
+        }
+        for (name, record) in models {
+            for ((path, &label), score) in result
+                .test_paths
+                .iter()
+                .zip(&result.test_labels)
+                .zip(&record.test_scores)
+            {
+                predictions.write_record([
+                    name,
+                    path,
+                    if label { "1" } else { "0" },
+                    &score.to_string(),
+                ])?;
+            }
+        }
+        write_atomic(
+            &dir.join("predictions.csv"),
+            &predictions.into_inner().map_err(|e| e.into_error())?,
+        )?;
+        let mut mined = csv::Writer::from_writer(Vec::new());
+        mined.write_record(["path", "value", "found_by"])?;
+        for (patch, path) in result.mined.iter().zip(&result.mined_paths) {
+            let found_by: Vec<String> = patch.found_by.iter().map(|q| q.to_string()).collect();
+            mined.write_record([
+                path.as_str(),
+                &patch.value.map(|v| v.to_string()).unwrap_or_default(),
+                &found_by.join(";"),
+            ])?;
+        }
+        write_atomic(
+            &dir.join("mined.csv"),
+            &mined.into_inner().map_err(|e| e.into_error())?,
+        )?;
+    }
+    Ok(())
+}
