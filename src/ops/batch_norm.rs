@@ -1,7 +1,8 @@
 //! Batch normalization over the channel axis of `[N, C, ...]` tensors:
 //! a fused training-mode custom op with the closed-form backward pass
-//! (optionally with the following ReLU folded in), an inference helper, and
-//! the running-statistics update.
+//! (optionally with the following ReLU folded in), inference mode as the
+//! same op with the running statistics fixed, and the running-statistics
+//! update.
 //!
 //! Training forward reads `x` twice per channel (mean, then centered sum of
 //! squares, the second read from cache) and writes `y` once. Backward reads
