@@ -6,12 +6,15 @@
 //! times it occurs in the network (the `x` column), so the weighted totals
 //! estimate the convolution share of one training step. Batch norm is timed
 //! against `candle_nn::BatchNorm` in training mode on the stem's and a
-//! stage's activation shapes.
+//! stage's activation shapes, alone, followed by ReLU (against the fused
+//! op), and ReLU alone. `net` times a whole ResNet body (all convolutions,
+//! batch norms, ReLUs and residual adds of ResNet-18 at 224 px, batch 8,
+//! and of resnet10-w16 at 64 px, batch 32) built from either kernel set.
 //!
 //! Each measurement is the best of `--reps` runs after one warm-up run.
 //! Backward is `y.backward()` (gradient seed of ones), with the stem's input
 //! a constant as in training. Arguments (after `--`): `--reps N` (default 3),
-//! `--only conv224|conv64|bn` (default all).
+//! `--only conv224|conv64|bn|net` (default all).
 
 use ablate::ops;
 use ablate::seed;
@@ -211,7 +214,18 @@ fn bench_convs(title: &str, shapes: &[ConvShape], reps: usize) -> Result<()> {
     Ok(())
 }
 
-fn bench_batch_norm(reps: usize) -> Result<()> {
+/// Which batch-norm variant a table times.
+#[derive(Clone, Copy, PartialEq)]
+enum BnVariant {
+    /// Batch norm alone.
+    Plain,
+    /// Batch norm followed by ReLU (fused on our side).
+    Relu,
+    /// ReLU alone.
+    ReluOnly,
+}
+
+fn bench_batch_norm(reps: usize, variant: BnVariant) -> Result<()> {
     let mut rows = Vec::new();
     for &(name, count, dims) in BN_SHAPES {
         let c = dims[1];
@@ -219,7 +233,11 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         let varmap = VarMap::new();
         let vb = VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu);
         let bn: BatchNorm = candle_nn::batch_norm(c, 1e-5, vb)?;
-        let candle = time(reps, &|| bn.forward_t(x.as_tensor(), true))?;
+        let candle = time(reps, &|| match variant {
+            BnVariant::Plain => bn.forward_t(x.as_tensor(), true),
+            BnVariant::Relu => bn.forward_t(x.as_tensor(), true)?.relu(),
+            BnVariant::ReluOnly => x.relu(),
+        })?;
         let gamma = Var::from_tensor(&Tensor::ones(c, DType::F32, &Device::Cpu)?)?;
         let beta = Var::from_tensor(&Tensor::zeros(c, DType::F32, &Device::Cpu)?)?;
         let (rm, rv) = (
@@ -228,8 +246,12 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         );
         let count_per_channel = x.elem_count() / c;
         let ours = time(reps, &|| {
-            let (y, mean, var) =
-                ops::batch_norm_train(x.as_tensor(), gamma.as_tensor(), beta.as_tensor(), 1e-5)?;
+            let (g, b) = (gamma.as_tensor(), beta.as_tensor());
+            let (y, mean, var) = match variant {
+                BnVariant::Plain => ops::batch_norm_train(x.as_tensor(), g, b, 1e-5)?,
+                BnVariant::Relu => ops::batch_norm_relu_train(x.as_tensor(), g, b, 1e-5)?,
+                BnVariant::ReluOnly => return ops::relu(x.as_tensor()),
+            };
             let (m, v) = ops::running_stats_update(&rm, &rv, &mean, &var, count_per_channel, 0.1)?;
             rm.set(&m)?;
             rv.set(&v)?;
@@ -237,9 +259,145 @@ fn bench_batch_norm(reps: usize) -> Result<()> {
         })?;
         rows.push((name, count, candle, ours));
     }
+    let title = match variant {
+        BnVariant::Plain => {
+            "batch norm, training mode (candle_nn::BatchNorm vs ops::batch_norm_train)"
+        }
+        BnVariant::Relu => {
+            "batch norm + ReLU (candle_nn::BatchNorm, relu vs ops::batch_norm_relu_train)"
+        }
+        BnVariant::ReluOnly => "ReLU alone (Tensor::relu vs ops::relu)",
+    };
+    bench_table(title, rows);
+    Ok(())
+}
+
+/// Which kernels a whole-network pass uses.
+#[derive(Clone, Copy, PartialEq)]
+enum Kernels {
+    /// candle's conv2d, `candle_nn::BatchNorm` and `Tensor::relu`.
+    Candle,
+    /// `ablate::ops` (batch norm fused with the ReLU after it).
+    Ops,
+}
+
+/// One conv + batch-norm pair of a ResNet body, with its parameters.
+struct ConvBn {
+    weight: Var,
+    stride: usize,
+    padding: usize,
+    gamma: Var,
+    beta: Var,
+    bn: BatchNorm,
+}
+
+impl ConvBn {
+    fn new(c: usize, k: usize, kernel: usize, stride: usize, id: &str) -> Result<Self> {
+        let bound = 1.0 / ((c * kernel * kernel) as f64).sqrt();
+        let weight = Var::from_tensor(&(seeded(&[k, c, kernel, kernel], id) * bound)?)?;
+        let vb = VarBuilder::from_varmap(&VarMap::new(), DType::F32, &Device::Cpu);
+        Ok(Self {
+            weight,
+            stride,
+            padding: kernel / 2,
+            gamma: Var::ones(k, DType::F32, &Device::Cpu)?,
+            beta: Var::zeros(k, DType::F32, &Device::Cpu)?,
+            bn: candle_nn::batch_norm(k, 1e-5, vb)?,
+        })
+    }
+
+    /// conv, batch norm, and ReLU when `relu`.
+    fn forward(&self, x: &Tensor, relu: bool, kernels: Kernels) -> Result<Tensor> {
+        let w = self.weight.as_tensor();
+        match kernels {
+            Kernels::Candle => {
+                let y = x.conv2d(w, self.padding, self.stride, 1, 1)?;
+                let y = self.bn.forward_t(&y, true)?;
+                if relu {
+                    y.relu()
+                } else {
+                    Ok(y)
+                }
+            }
+            Kernels::Ops => {
+                let y = ops::conv2d(x, w, self.stride, self.padding)?;
+                let (g, b) = (self.gamma.as_tensor(), self.beta.as_tensor());
+                let bn = if relu {
+                    ops::batch_norm_relu_train
+                } else {
+                    ops::batch_norm_train
+                };
+                Ok(bn(&y, g, b, 1e-5)?.0)
+            }
+        }
+    }
+}
+
+/// A ResNet body: stem, max pool, BasicBlocks; the loss is the sum of the
+/// globally pooled features. The pool is 2x2/2 (candle has no backward for
+/// the 3x3/2 one), the same for both kernel sets.
+struct Body {
+    stem: ConvBn,
+    blocks: Vec<(ConvBn, ConvBn, Option<ConvBn>)>,
+}
+
+impl Body {
+    fn new(width: usize, blocks_per_stage: usize) -> Result<Self> {
+        let stem = ConvBn::new(3, width, 7, 2, "stem")?;
+        let mut blocks = Vec::new();
+        let mut c = width;
+        for stage in 0..4 {
+            let k = width << stage;
+            for i in 0..blocks_per_stage {
+                let stride = if stage > 0 && i == 0 { 2 } else { 1 };
+                let id = format!("{stage}.{i}");
+                let a = ConvBn::new(c, k, 3, stride, &format!("{id}.a"))?;
+                let b = ConvBn::new(k, k, 3, 1, &format!("{id}.b"))?;
+                let down = if stride != 1 || c != k {
+                    Some(ConvBn::new(c, k, 1, stride, &format!("{id}.d"))?)
+                } else {
+                    None
+                };
+                blocks.push((a, b, down));
+                c = k;
+            }
+        }
+        Ok(Self { stem, blocks })
+    }
+
+    fn loss(&self, x: &Tensor, kernels: Kernels) -> Result<Tensor> {
+        let mut h = self.stem.forward(x, true, kernels)?.max_pool2d(2)?;
+        for (a, b, down) in &self.blocks {
+            let y = b.forward(&a.forward(&h, true, kernels)?, false, kernels)?;
+            let shortcut = match down {
+                Some(d) => d.forward(&h, false, kernels)?,
+                None => h.clone(),
+            };
+            let sum = (y + shortcut)?;
+            h = match kernels {
+                Kernels::Candle => sum.relu()?,
+                Kernels::Ops => ops::relu(&sum)?,
+            };
+        }
+        h.mean((2, 3))?.sum_all()
+    }
+}
+
+/// Times a whole forward (to the loss) and backward of a ResNet body.
+fn bench_network(
+    name: &str,
+    width: usize,
+    blocks: usize,
+    dims: [usize; 4],
+    reps: usize,
+) -> Result<()> {
+    let body = Body::new(width, blocks)?;
+    let x = seeded(&dims, "net input");
+    let candle = time(reps, &|| body.loss(&x, Kernels::Candle))?;
+    let ours = time(reps, &|| body.loss(&x, Kernels::Ops))?;
     bench_table(
-        "batch norm, training mode (candle_nn::BatchNorm vs ops::batch_norm_train)",
-        rows,
+        "whole ResNet body, conv + BN + ReLU (candle vs ablate::ops), forward to loss and backward",
+        vec![(name, 1, candle, ours)],
     );
     Ok(())
 }
@@ -273,8 +431,14 @@ fn main() -> Result<()> {
             reps,
         )?;
     }
+    if wants("net") {
+        bench_network("resnet18 @224 b8", 64, 2, [8, 3, 224, 224], reps)?;
+        bench_network("resnet10-w16 @64 b32", 16, 1, [32, 3, 64, 64], reps)?;
+    }
     if wants("bn") {
-        bench_batch_norm(reps)?;
+        bench_batch_norm(reps, BnVariant::Plain)?;
+        bench_batch_norm(reps, BnVariant::Relu)?;
+        bench_batch_norm(reps, BnVariant::ReluOnly)?;
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! Batch normalization over the channel axis of `[N, C, ...]` tensors:
-//! a fused training-mode custom op with the closed-form backward pass, an
-//! inference helper, and the running-statistics update.
+//! a fused training-mode custom op with the closed-form backward pass
+//! (optionally with the following ReLU folded in), inference mode as the
+//! same op with the running statistics fixed, and the running-statistics
+//! update.
 //!
 //! Training forward reads `x` twice per channel (mean, then centered sum of
 //! squares, the second read from cache) and writes `y` once. Backward reads
@@ -31,10 +33,37 @@ pub fn batch_norm_train(
     beta: &Tensor,
     eps: f64,
 ) -> Result<(Tensor, Tensor, Tensor)> {
-    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims(), true)?;
+    train(x, gamma, beta, eps, false)
+}
+
+/// [`batch_norm_train`] followed by ReLU, fused: `y = max(bn(x), 0)`.
+///
+/// Saves the ReLU's own pass forward and, above all, candle's ReLU backward
+/// (a comparison, a cast, a product and a gradient sum, each a full pass
+/// with a fresh tensor): the fused backward applies the ReLU mask inside
+/// batch norm's two passes. The gradient at exactly zero is zero, as in
+/// PyTorch.
+pub fn batch_norm_relu_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    train(x, gamma, beta, eps, true)
+}
+
+fn train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+) -> Result<(Tensor, Tensor, Tensor)> {
+    let shape = BnShape::for_training(x.dims(), gamma.dims(), beta.dims())?;
     let fast = x.device().is_cpu() && [x, gamma, beta].iter().all(|t| t.dtype() == DType::F32);
     if !fast {
-        return generic_train(x, gamma, beta, eps);
+        let (y, mean, var) = generic_train(x, gamma, beta, eps)?;
+        return Ok((if relu { y.relu()? } else { y }, mean, var));
     }
     let x = x.contiguous()?;
     let stats = x.apply_op1_no_bwd(&BnStats { shape })?;
@@ -44,10 +73,12 @@ pub fn batch_norm_train(
         .iter()
         .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
         .collect();
-    let op = BnTrain {
+    let op = BnNormalize {
         shape,
         mean: mean.to_vec1()?,
         invstd,
+        relu,
+        batch_stats: true,
     };
     let y = x.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     Ok((y, mean, var))
@@ -55,7 +86,12 @@ pub fn batch_norm_train(
 
 /// Inference-mode batch norm: normalizes `x` (`[N, C, ...]`) with the
 /// running statistics `running_mean` and `running_var` (`[C]`), then scales
-/// by `gamma` and shifts by `beta`. Differentiable; runs on any device.
+/// by `gamma` and shifts by `beta`.
+///
+/// Differentiable with respect to `x`, `gamma` and `beta`; the running
+/// statistics are constants, as PyTorch's buffers are. On the CPU with f32
+/// operands it is one pass over `x` (the same custom op as training, with
+/// fixed statistics); elsewhere it is candle's op chain.
 pub fn batch_norm_eval(
     x: &Tensor,
     gamma: &Tensor,
@@ -64,12 +100,52 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f64,
 ) -> Result<Tensor> {
-    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims(), false)?;
-    let scale = gamma.mul(&(running_var + eps)?.sqrt()?.recip()?)?;
-    let shift = beta.sub(&running_mean.mul(&scale)?)?;
-    let bshape = shape.broadcast_dims(x.rank());
-    x.broadcast_mul(&scale.reshape(bshape.as_slice())?)?
-        .broadcast_add(&shift.reshape(bshape.as_slice())?)
+    eval(x, [gamma, beta, running_mean, running_var], eps, false)
+}
+
+/// [`batch_norm_eval`] followed by ReLU, fused on the fast path.
+pub fn batch_norm_relu_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+) -> Result<Tensor> {
+    eval(x, [gamma, beta, running_mean, running_var], eps, true)
+}
+
+/// Inference-mode batch norm with parameters `[gamma, beta, mean, var]`.
+fn eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor> {
+    let [gamma, beta, mean, var] = params;
+    let shape = BnShape::new(x.dims(), gamma.dims(), beta.dims())?;
+    if mean.dims() != [shape.c] || var.dims() != [shape.c] {
+        return Err(OpsError::BatchNormShape {
+            input: x.dims().to_vec(),
+            gamma: gamma.dims().to_vec(),
+            beta: beta.dims().to_vec(),
+            reason: "running_mean and running_var must be [C] like gamma and beta",
+        }
+        .into());
+    }
+    let fast = x.device().is_cpu() && params.iter().chain([&x]).all(|t| t.dtype() == DType::F32);
+    if !fast {
+        return generic_eval(x, params, eps, relu);
+    }
+    let invstd = var
+        .to_vec1::<f32>()?
+        .iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect();
+    let op = BnNormalize {
+        shape,
+        mean: mean.to_vec1()?,
+        invstd,
+        relu,
+        batch_stats: false,
+    };
+    x.contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)
 }
 
 /// The running statistics after one training batch, as PyTorch updates
@@ -100,13 +176,7 @@ struct BnShape {
 }
 
 impl BnShape {
-    /// Checks shapes; `training` also needs two values per channel for a batch variance.
-    fn new(
-        x: &[usize],
-        gamma: &[usize],
-        beta: &[usize],
-        training: bool,
-    ) -> std::result::Result<Self, OpsError> {
+    fn new(x: &[usize], gamma: &[usize], beta: &[usize]) -> std::result::Result<Self, OpsError> {
         let fail = |reason| OpsError::BatchNormShape {
             input: x.to_vec(),
             gamma: gamma.to_vec(),
@@ -122,23 +192,35 @@ impl BnShape {
                 "gamma and beta must be [C] with C the input's second dim",
             ));
         }
-        let s = x[2..].iter().product();
-        if training && n * s < 2 {
-            return Err(fail("training needs more than one value per channel"));
+        Ok(Self {
+            n,
+            c,
+            s: x[2..].iter().product(),
+        })
+    }
+
+    /// [`BnShape::new`], also requiring the two values per channel that
+    /// batch statistics need.
+    fn for_training(
+        x: &[usize],
+        gamma: &[usize],
+        beta: &[usize],
+    ) -> std::result::Result<Self, OpsError> {
+        let shape = Self::new(x, gamma, beta)?;
+        if shape.count() < 2 {
+            return Err(OpsError::BatchNormShape {
+                input: x.to_vec(),
+                gamma: gamma.to_vec(),
+                beta: beta.to_vec(),
+                reason: "training needs more than one value per channel",
+            });
         }
-        Ok(Self { n, c, s })
+        Ok(shape)
     }
 
     /// Values per channel.
     fn count(&self) -> usize {
         self.n * self.s
-    }
-
-    /// `[1, C, 1, ...]` for broadcasting per-channel values against `x`.
-    fn broadcast_dims(&self, rank: usize) -> Vec<usize> {
-        let mut dims = vec![1; rank];
-        dims[1] = self.c;
-        dims
     }
 
     /// The `n` planes of channel `ch` in a dense `[n, c, s]` slice.
@@ -224,15 +306,33 @@ impl CustomOp1 for BnStats {
     }
 }
 
-/// The normalization itself, `(x, gamma, beta) -> y`, with the batch
-/// statistics fixed at construction.
-struct BnTrain {
+/// The normalization itself, `(x, gamma, beta) -> y`, with the statistics
+/// fixed at construction and an optional fused ReLU.
+struct BnNormalize {
     shape: BnShape,
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    relu: bool,
+    /// Whether the statistics are this batch's (training), so that `x`'s
+    /// gradient flows through them too, or running statistics (inference).
+    batch_stats: bool,
 }
 
-impl CustomOp3 for BnTrain {
+impl BnNormalize {
+    /// The per-channel `(a, b)` with `bn(x) = a * x + b`. Forward and backward
+    /// both take them from here, so the backward pass recomputes exactly the
+    /// forward's pre-activations when it rebuilds the ReLU mask.
+    fn affine(&self, gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
+        (0..self.shape.c)
+            .map(|ch| {
+                let a = gamma[ch] * self.invstd[ch];
+                (a, beta[ch] - self.mean[ch] * a)
+            })
+            .collect()
+    }
+}
+
+impl CustomOp3 for BnNormalize {
     fn name(&self) -> &'static str {
         "ablate-batch-norm"
     }
@@ -250,20 +350,22 @@ impl CustomOp3 for BnTrain {
         let x = dense_f32(s1, l1, self.name(), "input")?;
         let gamma = dense_f32(s2, l2, self.name(), "gamma")?;
         let beta = dense_f32(s3, l3, self.name(), "beta")?;
-        // y = gamma * (x - mean) * invstd + beta = a * x + b per channel.
-        let a: Vec<f32> = gamma.iter().zip(&self.invstd).map(|(g, i)| g * i).collect();
-        let b: Vec<f32> = (0..sh.c)
-            .map(|ch| beta[ch] - self.mean[ch] * a[ch])
-            .collect();
+        let affine = self.affine(gamma, beta);
         let mut y = vec![0.0f32; x.len()];
         y.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()
             .for_each(|(q, out)| {
-                let ch = q % sh.c;
-                let (a, b) = (a[ch], b[ch]);
-                for (o, &v) in out.iter_mut().zip(&x[q * sh.s..]) {
-                    *o = a * v + b;
+                let (a, b) = affine[q % sh.c];
+                let src = &x[q * sh.s..][..sh.s];
+                if self.relu {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = relu(a * v + b);
+                    }
+                } else {
+                    for (o, &v) in out.iter_mut().zip(src) {
+                        *o = a * v + b;
+                    }
                 }
             });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
@@ -278,38 +380,72 @@ impl CustomOp3 for BnTrain {
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
-        let sums_op = BnGradSums {
-            shape: self.shape,
-            mean: self.mean.clone(),
-            invstd: self.invstd.clone(),
+        let gamma_v = gamma.to_vec1::<f32>()?;
+        let mask = if self.relu {
+            Some(self.affine(&gamma_v, &beta.to_vec1()?))
+        } else {
+            None
         };
-        let sums = grad.apply_op2_no_bwd(x, &sums_op)?;
-        let grad_x = if x.track_op() {
-            let op = BnGradInput::new(self, &gamma.to_vec1()?, &sums.to_vec2()?);
+        let need_sums = gamma.track_op() || beta.track_op() || (self.batch_stats && x.track_op());
+        let sums = if need_sums {
+            let op = BnGradSums {
+                shape: self.shape,
+                mean: self.mean.clone(),
+                invstd: self.invstd.clone(),
+                mask: mask.clone(),
+            };
             Some(grad.apply_op2_no_bwd(x, &op)?)
         } else {
             None
         };
-        let grad_gamma = if gamma.track_op() {
-            Some(sums.get(1)?)
-        } else {
-            None
+        let grad_x = match (&sums, x.track_op()) {
+            (_, false) => None,
+            (Some(sums), true) if self.batch_stats => {
+                let op = BnGradInput::batch_stats(self, &gamma_v, &sums.to_vec2()?, mask);
+                Some(grad.apply_op2_no_bwd(x, &op)?)
+            }
+            _ => {
+                let op = BnGradInput::fixed_stats(self, &gamma_v, mask);
+                Some(grad.apply_op2_no_bwd(x, &op)?)
+            }
         };
-        let grad_beta = if beta.track_op() {
-            Some(sums.get(0)?)
-        } else {
-            None
-        };
+        let sum = |row| sums.as_ref().map(|s| s.get(row)).transpose();
+        let grad_gamma = if gamma.track_op() { sum(1)? } else { None };
+        let grad_beta = if beta.track_op() { sum(0)? } else { None };
         Ok((grad_x, grad_gamma, grad_beta))
     }
 }
 
+/// ReLU that keeps NaN (as PyTorch does) instead of mapping it to zero.
+#[inline]
+fn relu(v: f32) -> f32 {
+    if v < 0.0 {
+        0.0
+    } else {
+        v
+    }
+}
+
+/// The gradient reaching batch norm's output when a fused ReLU follows:
+/// `d` where the pre-activation `a * v + b` was positive, else zero.
+#[inline]
+fn gated(d: f32, v: f32, (a, b): (f32, f32)) -> f32 {
+    if a * v + b > 0.0 {
+        d
+    } else {
+        0.0
+    }
+}
+
 /// The per-channel sums of the backward pass: `(dy, x)` -> `[2, C]`
-/// holding `sum(dy)` (beta's gradient) and `sum(dy * xhat)` (gamma's).
+/// holding `sum(g)` (beta's gradient) and `sum(g * xhat)` (gamma's), where
+/// `g` is `dy`, masked by the fused ReLU's pre-activation `a * x + b > 0`
+/// when there is one.
 struct BnGradSums {
     shape: BnShape,
     mean: Vec<f32>,
     invstd: Vec<f32>,
+    mask: Option<Vec<(f32, f32)>>,
 }
 
 impl CustomOp2 for BnGradSums {
@@ -331,45 +467,59 @@ impl CustomOp2 for BnGradSums {
             .into_par_iter()
             .map(|ch| {
                 let m = self.mean[ch];
-                let mut sum_dy = 0.0f64;
-                let mut sum_dy_xc = 0.0f64;
+                let mut sum_g = 0.0f64;
+                let mut sum_g_xc = 0.0f64;
                 for (g, v) in sh.planes(dy, ch).zip(sh.planes(x, ch)) {
-                    sum_dy += lane_sum(g, |d| d);
-                    sum_dy_xc += lane_sum2(g, v, |d, v| d * (v - m));
+                    if let Some(mask) = &self.mask {
+                        let ab = mask[ch];
+                        sum_g += lane_sum2(g, v, |d, v| gated(d, v, ab));
+                        sum_g_xc += lane_sum2(g, v, |d, v| gated(d, v, ab) * (v - m));
+                    } else {
+                        sum_g += lane_sum(g, |d| d);
+                        sum_g_xc += lane_sum2(g, v, |d, v| d * (v - m));
+                    }
                 }
-                (sum_dy as f32, (sum_dy_xc * self.invstd[ch] as f64) as f32)
+                (sum_g as f32, (sum_g_xc * self.invstd[ch] as f64) as f32)
             })
             .collect();
-        let (sum_dy, sum_dy_xhat): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
+        let (sum_g, sum_g_xhat): (Vec<f32>, Vec<f32>) = sums.into_iter().unzip();
         Ok((
-            CpuStorage::F32([sum_dy, sum_dy_xhat].concat()),
+            CpuStorage::F32([sum_g, sum_g_xhat].concat()),
             Shape::from((2, sh.c)),
         ))
     }
 }
 
-/// The input gradient, `(dy, x)` -> `dx`, as `a * dy + b * (x - mean) + c`
-/// per channel (the closed form with its per-channel factors folded).
+/// The input gradient, `(dy, x)` -> `dx`, as `a * g + b * (x - mean) + c`
+/// per channel (the closed form with its per-channel factors folded), with
+/// `g` the possibly ReLU-masked output gradient as in [`BnGradSums`].
 struct BnGradInput {
     shape: BnShape,
     mean: Vec<f32>,
     coef: Vec<[f32; 3]>,
+    mask: Option<Vec<(f32, f32)>>,
 }
 
 impl BnGradInput {
-    /// Folds `dx = gamma * invstd / m * (m * dy - sum_dy - xhat * sum_dy_xhat)`
-    /// with `xhat = (x - mean) * invstd` into three factors per channel.
-    fn new(fwd: &BnTrain, gamma: &[f32], sums: &[Vec<f32>]) -> Self {
+    /// Training: folds `dx = gamma * invstd / m * (m * g - sum_g - xhat *
+    /// sum_g_xhat)`, with `xhat = (x - mean) * invstd`, into three factors
+    /// per channel.
+    fn batch_stats(
+        fwd: &BnNormalize,
+        gamma: &[f32],
+        sums: &[Vec<f32>],
+        mask: Option<Vec<(f32, f32)>>,
+    ) -> Self {
         let m = fwd.shape.count() as f64;
         let coef = (0..fwd.shape.c)
             .map(|ch| {
                 let invstd = fwd.invstd[ch] as f64;
                 let k = gamma[ch] as f64 * invstd / m;
-                let (sum_dy, sum_dy_xhat) = (sums[0][ch] as f64, sums[1][ch] as f64);
+                let (sum_g, sum_g_xhat) = (sums[0][ch] as f64, sums[1][ch] as f64);
                 [
                     (k * m) as f32,
-                    (-k * invstd * sum_dy_xhat) as f32,
-                    (-k * sum_dy) as f32,
+                    (-k * invstd * sum_g_xhat) as f32,
+                    (-k * sum_g) as f32,
                 ]
             })
             .collect();
@@ -377,6 +527,20 @@ impl BnGradInput {
             shape: fwd.shape,
             mean: fwd.mean.clone(),
             coef,
+            mask,
+        }
+    }
+
+    /// Inference: the statistics are constants, so `dx = gamma * invstd * g`.
+    fn fixed_stats(fwd: &BnNormalize, gamma: &[f32], mask: Option<Vec<(f32, f32)>>) -> Self {
+        let coef = (0..fwd.shape.c)
+            .map(|ch| [gamma[ch] * fwd.invstd[ch], 0.0, 0.0])
+            .collect();
+        Self {
+            shape: fwd.shape,
+            mean: fwd.mean.clone(),
+            coef,
+            mask,
         }
     }
 }
@@ -404,8 +568,16 @@ impl CustomOp2 for BnGradInput {
                 let ch = q % sh.c;
                 let ([a, b, c], m) = (self.coef[ch], self.mean[ch]);
                 let (g, v) = (&dy[q * sh.s..][..sh.s], &x[q * sh.s..][..sh.s]);
-                for ((o, &d), &v) in out.iter_mut().zip(g).zip(v) {
-                    *o = a * d + b * (v - m) + c;
+                let values = out.iter_mut().zip(g).zip(v);
+                if let Some(mask) = &self.mask {
+                    let ab = mask[ch];
+                    for ((o, &d), &v) in values {
+                        *o = a * gated(d, v, ab) + b * (v - m) + c;
+                    }
+                } else {
+                    for ((o, &d), &v) in values {
+                        *o = a * d + b * (v - m) + c;
+                    }
                 }
             });
         Ok((CpuStorage::F32(dx), l2.shape().clone()))
@@ -433,6 +605,24 @@ fn generic_train(
         .broadcast_mul(&gamma.reshape(bshape.as_slice())?)?
         .broadcast_add(&beta.reshape(bshape.as_slice())?)?;
     Ok((y, mean.flatten_all()?.detach(), var.flatten_all()?.detach()))
+}
+
+/// Inference-mode batch norm from candle's generic ops: the fallback off the
+/// CPU, and the reference the fast path is tested against.
+fn generic_eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor> {
+    let [gamma, beta, mean, var] = params;
+    let mut bshape = vec![1; x.rank()];
+    bshape[1] = x.dim(1)?;
+    let scale = gamma.mul(&(var.detach() + eps)?.sqrt()?.recip()?)?;
+    let shift = beta.sub(&mean.detach().mul(&scale)?)?;
+    let y = x
+        .broadcast_mul(&scale.reshape(bshape.as_slice())?)?
+        .broadcast_add(&shift.reshape(bshape.as_slice())?)?;
+    if relu {
+        y.relu()
+    } else {
+        Ok(y)
+    }
 }
 
 #[cfg(test)]
@@ -539,6 +729,57 @@ mod tests {
         }
     }
 
+    fn generic_relu(
+        x: &Tensor,
+        g: &Tensor,
+        b: &Tensor,
+        eps: f64,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (y, mean, var) = generic_train(x, g, b, eps)?;
+        Ok((y.relu()?, mean, var))
+    }
+
+    #[test]
+    fn fused_relu_matches_batch_norm_then_relu() {
+        for (i, dims) in SHAPES.iter().enumerate() {
+            let (x, gamma, beta, r) = operands(dims, 400 + 10 * i as u64);
+            // Shift beta so that a good share of pre-activations is negative.
+            let beta = (beta - 0.3).unwrap();
+            let ours = run(batch_norm_relu_train, &x, &gamma, &beta, &r);
+            let theirs = run(generic_relu, &x, &gamma, &beta, &r);
+            let dy = max_abs_diff(&ours.y, &theirs.y);
+            assert!(close(dy, &theirs.y, 1e-5), "{dims:?}: y {dy}");
+            let zeros = ours
+                .y
+                .eq(0.0)
+                .unwrap()
+                .to_dtype(DType::F32)
+                .unwrap()
+                .mean_all()
+                .unwrap();
+            let zeros = zeros.to_scalar::<f32>().unwrap();
+            assert!(
+                zeros > 0.2 && zeros < 0.8,
+                "{dims:?}: {zeros} of outputs clipped"
+            );
+            for (name, (a, b)) in ["x", "gamma", "beta"]
+                .iter()
+                .zip(ours.grads.iter().zip(&theirs.grads))
+            {
+                let d = max_abs_diff(a, b);
+                eprintln!("{dims:?} relu: max |diff| y {dy:.2e}, d{name} {d:.2e}");
+                assert!(close(d, b, 1e-4), "{dims:?}: d{name} differs by {d}");
+            }
+            let f = |a: &[Tensor]| Ok(batch_norm_relu_train(&a[0], &a[1], &a[2], EPS)?.0);
+            let inputs = [x, gamma, beta];
+            for (which, name) in ["x", "gamma", "beta"].iter().enumerate() {
+                let err = finite_diff_error(&f, &inputs, which, &r, &ours.grads[which], 8, 1e-3);
+                let tol = 1e-2 * (1.0 + max_abs(&ours.grads[which]));
+                assert!(err < tol, "{dims:?} relu: d{name} off by {err}");
+            }
+        }
+    }
+
     #[test]
     fn gradients_match_finite_differences() {
         for (i, dims) in SHAPES.iter().enumerate() {
@@ -567,6 +808,45 @@ mod tests {
         // Channel 0: (x - 1) / 2; channel 1: 2 * (x - 2) + 1.
         let y = batch_norm_eval(&x, &gamma, &beta, &rm, &rv, 0.0).unwrap();
         assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.0, 1.0], [1.0, 9.0]]);
+        // With beta0 = -0.5 channel 0 becomes (x - 1) / 2 - 0.5: -0.5 and 0.5.
+        let beta = Tensor::new(&[-0.5f32, 1.0], &Device::Cpu).unwrap();
+        let y = batch_norm_relu_eval(&x, &gamma, &beta, &rm, &rv, 0.0).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.0, 1.0], [0.5, 9.0]]);
+        // A single sample with one value per channel is fine at inference.
+        let one = Tensor::new(&[[3.0f32, 6.0]], &Device::Cpu).unwrap();
+        let y = batch_norm_eval(&one, &gamma, &beta, &rm, &rv, 0.0).unwrap();
+        assert_eq!(y.to_vec2::<f32>().unwrap(), [[0.5, 9.0]]);
+    }
+
+    #[test]
+    fn eval_matches_the_op_chain_and_its_gradients() {
+        let dims = [3, 5, 6, 7];
+        let (x, gamma, beta, r) = operands(&dims, 60);
+        // Running statistics near the batch's, so the ReLU clips some outputs.
+        let rm = (Tensor::arange(0.0f32, 5.0, &Device::Cpu).unwrap() * 3.0).unwrap();
+        let rv = (seeded(&[5], 62).abs().unwrap() + 0.5).unwrap();
+        for fused in [false, true] {
+            let vars = [&x, &gamma, &beta].map(|t| Var::from_tensor(t).unwrap());
+            let [xv, gv, bv] = vars.each_ref().map(|v| v.as_tensor());
+            let f = if fused {
+                batch_norm_relu_eval
+            } else {
+                batch_norm_eval
+            };
+            let fast = f(xv, gv, bv, &rm, &rv, EPS).unwrap();
+            let chain = generic_eval(xv, [gv, bv, &rm, &rv], EPS, fused).unwrap();
+            let dy = max_abs_diff(&fast, &chain);
+            assert!(close(dy, &chain, 1e-5), "fused {fused}: y {dy}");
+            let grads = |y: &Tensor| {
+                let g = (y * &r).unwrap().sum_all().unwrap().backward().unwrap();
+                vars.each_ref()
+                    .map(|v| g.get(v.as_tensor()).expect("gradient").clone())
+            };
+            for (a, b) in grads(&fast).iter().zip(&grads(&chain)) {
+                let d = max_abs_diff(a, b);
+                assert!(close(d, b, 1e-5), "fused {fused}: gradient differs by {d}");
+            }
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! Fast CPU training kernels for the two layers that dominate a ResNet step:
-//! 2-D convolution and training-mode batch normalization.
+//! Fast CPU training kernels for the layers that dominate a ResNet step:
+//! 2-D convolution, training-mode batch normalization (optionally fused with
+//! the ReLU after it) and ReLU.
 //!
 //! candle computes a convolution's input gradient with a naive transposed
 //! convolution and batch norm's backward pass as a chain of generic
@@ -9,11 +10,12 @@
 //! (the GEMM candle itself uses), and batch norm reads and writes each tensor
 //! as few times as its closed form allows.
 //!
-//! Both entry points are drop-in replacements: [`conv2d`] matches
-//! `x.conv2d(&w, padding, stride, 1, 1)` and [`batch_norm_train`] matches the
-//! textbook batch-norm formula. On devices other than the CPU, and for dtypes
-//! other than f32, they fall back to candle's own ops so the same model code
-//! runs everywhere.
+//! The entry points are drop-in replacements: [`conv2d`] matches
+//! `x.conv2d(&w, padding, stride, 1, 1)`, [`batch_norm_train`] the textbook
+//! batch-norm formula, [`batch_norm_relu_train`] that formula followed by
+//! `relu`, and [`relu`] `x.relu()`. On devices other than the CPU, and for
+//! dtypes other than f32, they fall back to candle's own ops so the same model
+//! code runs everywhere.
 
 mod batch_norm;
 mod conv2d;
@@ -21,13 +23,18 @@ mod cpu;
 mod gemm;
 mod geometry;
 mod im2col;
+mod relu;
 mod scratch;
 #[cfg(test)]
 mod testing;
 
-pub use batch_norm::{batch_norm_eval, batch_norm_train, running_stats_update};
+pub use batch_norm::{
+    batch_norm_eval, batch_norm_relu_eval, batch_norm_relu_train, batch_norm_train,
+    running_stats_update,
+};
 pub use conv2d::conv2d;
 pub use geometry::ConvGeometry;
+pub use relu::relu;
 
 /// Errors of the fast ops: shapes and layouts they cannot handle.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,119 @@
+//! ReLU as a custom op with a one-pass backward.
+//!
+//! candle differentiates `relu` with a comparison against a zeros tensor, a
+//! cast and a product, each a full pass with a fresh tensor; at ResNet
+//! activation sizes that costs more than the ReLU itself many times over.
+//! Here the backward is one pass over the output gradient and the output.
+
+use super::cpu::dense_f32;
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+/// Elements per rayon task: element-wise work is too cheap to split finer.
+const GRAIN: usize = 1 << 14;
+
+/// `max(x, 0)` element-wise (NaN stays NaN, as in PyTorch), with gradient
+/// `dy` where the output is positive and zero elsewhere (zero at exactly
+/// zero, as in PyTorch; candle's own `relu` passes the gradient there). On
+/// devices other than the CPU or for dtypes other than f32 it is candle's
+/// `Tensor::relu`.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 {
+        return x.relu();
+    }
+    x.contiguous()?.apply_op1(Relu)
+}
+
+/// The forward op `x -> max(x, 0)`.
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "ablate-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = dense_f32(s, l, self.name(), "input")?;
+        let mut y = vec![0.0f32; x.len()];
+        y.par_chunks_mut(GRAIN)
+            .zip(x.par_chunks(GRAIN))
+            .for_each(|(out, src)| {
+                for (o, &v) in out.iter_mut().zip(src) {
+                    *o = if v < 0.0 { 0.0 } else { v };
+                }
+            });
+        Ok((CpuStorage::F32(y), l.shape().clone()))
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?))
+    }
+}
+
+/// The backward op `(dy, y) -> dy * (y > 0)`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "ablate-relu-grad"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let dy = dense_f32(s1, l1, self.name(), "grad")?;
+        let y = dense_f32(s2, l2, self.name(), "output")?;
+        let mut dx = vec![0.0f32; dy.len()];
+        dx.par_chunks_mut(GRAIN)
+            .zip(dy.par_chunks(GRAIN).zip(y.par_chunks(GRAIN)))
+            .for_each(|(out, (g, y))| {
+                for ((o, &d), &v) in out.iter_mut().zip(g).zip(y) {
+                    *o = if v > 0.0 { d } else { 0.0 };
+                }
+            });
+        Ok((CpuStorage::F32(dx), l1.shape().clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::testing::{finite_diff_error, seeded};
+    use candle_core::{Device, Var};
+
+    #[test]
+    fn values_and_gradient_by_hand() {
+        let x = Var::new(&[-2.0f32, -0.0, 0.0, 0.5, 3.0, f32::NAN], &Device::Cpu).unwrap();
+        let y = relu(x.as_tensor()).unwrap();
+        let v = y.to_vec1::<f32>().unwrap();
+        assert_eq!(&v[..5], &[0.0, 0.0, 0.0, 0.5, 3.0]);
+        assert!(v[5].is_nan());
+        let g = Tensor::new(&[1.0f32, 2.0, 3.0, 4.0, 5.0, 6.0], &Device::Cpu).unwrap();
+        let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(&dx[..5], &[0.0, 0.0, 0.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn matches_candle_and_finite_differences() {
+        // Large enough for several rayon tasks; seeded values are never exactly 0.
+        let x = seeded(&[3, 5, 40, 41], 11);
+        let r = seeded(&[3, 5, 40, 41], 12);
+        let xv = Var::from_tensor(&x).unwrap();
+        let ours = relu(xv.as_tensor()).unwrap();
+        let theirs = x.relu().unwrap();
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert_eq!(flat(&ours), flat(&theirs));
+        let grads = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let dx = grads.get(xv.as_tensor()).unwrap();
+        let expected = (&r * x.gt(0.0).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
+        assert_eq!(flat(dx), flat(&expected));
+        let f = |a: &[Tensor]| relu(&a[0]);
+        let err = finite_diff_error(&f, &[x], 0, &r, dx, 16, 1e-3);
+        assert!(err < 1e-3, "finite differences off by {err}");
+    }
+}
