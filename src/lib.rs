@@ -13,6 +13,7 @@ pub mod mining;
 pub mod model;
 pub mod outputs;
 pub mod pipeline;
+pub mod report;
 pub mod runner;
 pub mod seed;
 pub mod stats;
