@@ -22,7 +22,7 @@ pub fn run(args: &ReportArgs, global: &GlobalArgs) -> anyhow::Result<i32> {
             eprintln!("note: {note}");
         }
         println!(
-            "report of {} configurations ({} cells, {} failed): {} comparisons, {} cell tests, {} figures",
+            "report of {} configuration(s) ({} cells, {} failed): {} comparisons, {} cell tests, {} figures",
             summary.configurations,
             summary.cells,
             summary.failed_cells,

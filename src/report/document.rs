@@ -211,13 +211,24 @@ fn overview(inputs: &Inputs<'_>) -> String {
         format!("varying {}", axes.join(", "))
     };
     format!(
-        "{cells} cells: {} configurations ({varying}) × {replicates} seed/fold replicate{}; {} failed. \
+        "{cells} cell{}: {} configuration{} ({varying}) × {replicates} seed/fold replicate{}; {} failed. \
          Everything below is computed by `ablate report` from the CSV files of this folder \
          (`summary.csv`, `comparisons.csv`, `cell_tests.csv` hold the full tables).",
+        plural(cells),
         t.configurations.len(),
-        if replicates == 1 { "" } else { "s" },
+        plural(t.configurations.len()),
+        plural(replicates),
         t.failed_cells().len()
     )
+}
+
+/// "s" unless there is exactly one.
+fn plural(n: usize) -> &'static str {
+    if n == 1 {
+        ""
+    } else {
+        "s"
+    }
 }
 
 /// Columns naming a configuration: the varying axes (strategy included).
