@@ -14,6 +14,7 @@ pub mod model;
 pub mod ops;
 pub mod outputs;
 pub mod pipeline;
+pub mod report;
 pub mod runner;
 pub mod seed;
 pub mod stats;

@@ -8,6 +8,7 @@ mod common;
 mod config;
 mod pipeline;
 mod progress;
+mod report;
 mod run;
 mod synth;
 mod train;
@@ -50,6 +51,8 @@ enum Command {
     Plan(run::PlanArgs),
     /// Print the experiment-file settings with their defaults.
     Config(config::ConfigArgs),
+    /// Rebuild the tables, figures and report of a results folder from its CSV files.
+    Report(report::ReportArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -71,6 +74,7 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args, &cli.global),
         Command::Plan(args) => run::plan(args, &cli.global),
         Command::Config(args) => config::run(args),
+        Command::Report(args) => report::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -1,0 +1,281 @@
+//! The optional `[report]` table of the experiment file, and the names
+//! readers see for metrics, axes and strategies.
+//!
+//! ```toml
+//! [report]
+//! metrics = ["auroc", "auprc", "sensitivity", "specificity"]  # figures and tables
+//! roc_cell = 4   # ROC/PR and training curves for the configuration of cell 4
+//! ```
+//!
+//! The table is read here, from the experiment file's text, rather than
+//! through the experiment settings: it changes only how results are shown,
+//! never what is run. Other keys of the file are ignored.
+
+use super::load::ResultsTable;
+use super::ReportError;
+use std::path::Path;
+
+/// Metrics shown when `[report] metrics` is absent.
+pub const DEFAULT_METRICS: [&str; 4] = ["auroc", "auprc", "sensitivity", "specificity"];
+
+/// Metrics always compared between configurations (the shown ones are added).
+pub const COMPARED_METRICS: [&str; 5] = ["auroc", "auprc", "sensitivity", "specificity", "f1"];
+
+/// Settings of the report.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportOptions {
+    /// Metrics shown in the tables and figures, in order.
+    pub metrics: Vec<String>,
+    /// Cell whose configuration gets the ROC/PR and training figures.
+    pub roc_cell: Option<usize>,
+}
+
+impl Default for ReportOptions {
+    fn default() -> Self {
+        Self {
+            metrics: DEFAULT_METRICS.iter().map(|m| m.to_string()).collect(),
+            roc_cell: None,
+        }
+    }
+}
+
+impl ReportOptions {
+    /// Reads `[report]` from the experiment file's text (`None`: no file),
+    /// checking names against the results.
+    pub fn parse(
+        text: Option<&str>,
+        path: &Path,
+        results: &ResultsTable,
+    ) -> Result<Self, ReportError> {
+        let mut options = Self::default();
+        let Some(text) = text else { return Ok(options) };
+        let invalid = |message: String| ReportError::Invalid {
+            path: path.to_path_buf(),
+            message,
+        };
+        let doc: toml::Table =
+            toml::from_str(text).map_err(|e| invalid(format!("not valid TOML: {e}")))?;
+        let Some(report) = doc.get("report") else {
+            return Ok(options);
+        };
+        let report = report
+            .as_table()
+            .ok_or_else(|| invalid("`report` must be a table ([report])".into()))?;
+        if let Some(value) = report.get("metrics") {
+            options.metrics = parse_metrics(value, results).map_err(invalid)?;
+        }
+        if let Some(value) = report.get("roc_cell") {
+            let cell = value
+                .as_integer()
+                .and_then(|c| usize::try_from(c).ok())
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "`report.roc_cell` = {value} must be a cell index (0, 1, ...)"
+                    ))
+                })?;
+            if !results.rows.iter().any(|r| r.cell == cell) {
+                let last = results.rows.iter().map(|r| r.cell).max().unwrap_or(0);
+                return Err(invalid(format!(
+                    "`report.roc_cell` = {cell} is not a cell of '{}' (cells 0 to {last})",
+                    results.path.display()
+                )));
+            }
+            options.roc_cell = Some(cell);
+        }
+        Ok(options)
+    }
+
+    /// Metrics to compare: [`COMPARED_METRICS`] then the shown ones, without repeats.
+    pub fn compared_metrics(&self, results: &ResultsTable) -> Vec<String> {
+        let mut metrics: Vec<String> = Vec::new();
+        for m in COMPARED_METRICS
+            .iter()
+            .map(|m| m.to_string())
+            .chain(self.metrics.iter().cloned())
+        {
+            if results.has_column(&m) && !metrics.contains(&m) {
+                metrics.push(m);
+            }
+        }
+        metrics
+    }
+}
+
+/// `metrics = [...]`: non-empty, each a numeric column of the results.
+fn parse_metrics(value: &toml::Value, results: &ResultsTable) -> Result<Vec<String>, String> {
+    let list = value
+        .as_array()
+        .ok_or("`report.metrics` must be a list of metric names")?;
+    let mut metrics = Vec::new();
+    for item in list {
+        let name = item
+            .as_str()
+            .ok_or_else(|| format!("`report.metrics`: {item} is not a metric name"))?;
+        if !results.has_column(name) {
+            return Err(format!(
+                "`report.metrics`: unknown metric '{name}'; choose from {}",
+                results.numeric.join(", ")
+            ));
+        }
+        if !metrics.iter().any(|m| m == name) {
+            metrics.push(name.to_string());
+        }
+    }
+    if metrics.is_empty() {
+        return Err("`report.metrics` is empty; name at least one metric, e.g. [\"auroc\"]".into());
+    }
+    Ok(metrics)
+}
+
+/// Whether larger values of a metric are better (loss and error counts are not).
+pub fn higher_is_better(metric: &str) -> bool {
+    !matches!(metric, "loss" | "fp" | "fn" | "false_positives")
+}
+
+/// Whether a metric lies in [0, 1] (so axes may be clamped there).
+pub fn is_unit_interval(metric: &str) -> bool {
+    matches!(
+        metric,
+        "auroc"
+            | "auprc"
+            | "sensitivity"
+            | "specificity"
+            | "precision"
+            | "f1"
+            | "accuracy"
+            | "mimic_fraction"
+    )
+}
+
+/// A metric's name for readers.
+pub fn metric_label(metric: &str) -> String {
+    match metric {
+        "auroc" => "AUROC".into(),
+        "auprc" => "AUPRC".into(),
+        "f1" => "F1".into(),
+        "loss" => "Test loss".into(),
+        "n_test" => "Test patches".into(),
+        "false_positives" => "False positives".into(),
+        "mined" => "Mined negatives".into(),
+        "mimic_fraction" => "Mimic fraction of mined".into(),
+        "train_size" => "Training patches".into(),
+        "best_epoch" => "Best epoch".into(),
+        other => {
+            let mut chars = other.chars();
+            chars
+                .next()
+                .map(|c| c.to_uppercase().collect::<String>() + chars.as_str())
+                .unwrap_or_default()
+        }
+    }
+}
+
+/// An axis key's name for readers.
+pub fn axis_label(key: &str) -> String {
+    match key {
+        "data.train_fraction" => "Fraction of training patches kept".into(),
+        "data.pos_fraction" => "Fraction of training positives kept".into(),
+        "data.neg_pos_ratio" => "Negatives per positive".into(),
+        "mining.num_query" => "Queries per false positive".into(),
+        "mining.fp_threshold" => "False-positive threshold".into(),
+        "training.epochs" => "Epochs".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A strategy's name for readers: `none` is the weak model.
+pub fn strategy_label(strategy: &str) -> String {
+    match strategy {
+        "none" => "none (weak model)".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::load::tests::{line, HEADER};
+
+    fn results() -> ResultsTable {
+        let text = format!(
+            "{HEADER}\n{}\n{}\n",
+            line(
+                0,
+                "0.1",
+                "none",
+                0,
+                "weak",
+                [0.8, 0.7, 0.6, 0.9, 0.65],
+                true
+            ),
+            line(
+                3,
+                "0.1",
+                "none",
+                0,
+                "strong",
+                [0.8, 0.7, 0.6, 0.9, 0.65],
+                false
+            )
+        );
+        ResultsTable::parse(Path::new("results.csv"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn defaults_without_file_or_table() {
+        let r = results();
+        assert_eq!(
+            ReportOptions::parse(None, Path::new("e.toml"), &r).unwrap(),
+            ReportOptions::default()
+        );
+        let o = ReportOptions::parse(
+            Some("name = \"x\"\n[matrix]\nseeds = 2\n"),
+            Path::new("e.toml"),
+            &r,
+        )
+        .unwrap();
+        assert_eq!(o.metrics, DEFAULT_METRICS);
+    }
+
+    #[test]
+    fn reads_metrics_and_roc_cell() {
+        let r = results();
+        let text =
+            "[report]\nmetrics = [\"f1\", \"auroc\", \"f1\"]\nroc_cell = 3\nfigures = [\"x\"]\n";
+        let o = ReportOptions::parse(Some(text), Path::new("e.toml"), &r).unwrap();
+        assert_eq!(o.metrics, vec!["f1", "auroc"]);
+        assert_eq!(o.roc_cell, Some(3));
+        assert_eq!(
+            o.compared_metrics(&r),
+            vec!["auroc", "auprc", "sensitivity", "specificity", "f1"]
+        );
+    }
+
+    #[test]
+    fn rejects_unknown_metric_and_cell_naming_the_key() {
+        let r = results();
+        let e = ReportOptions::parse(
+            Some("[report]\nmetrics = [\"aucroc\"]\n"),
+            Path::new("e.toml"),
+            &r,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("'e.toml'") && e.contains("aucroc") && e.contains("auroc"),
+            "{e}"
+        );
+        let e = ReportOptions::parse(Some("[report]\nroc_cell = 7\n"), Path::new("e.toml"), &r)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("roc_cell") && e.contains("cells 0 to 3"), "{e}");
+    }
+
+    #[test]
+    fn labels() {
+        assert_eq!(metric_label("auroc"), "AUROC");
+        assert_eq!(metric_label("sensitivity"), "Sensitivity");
+        assert!(!higher_is_better("loss"));
+        assert_eq!(strategy_label("none"), "none (weak model)");
+    }
+}
