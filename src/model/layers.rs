@@ -77,19 +77,21 @@ impl Norm {
     }
 }
 
-impl ModuleT for Norm {
-    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+impl Norm {
+    /// `relu(bn(x))` when `relu`, else `bn(x)`; batch statistics and a
+    /// running-statistics update in train mode, running statistics otherwise.
+    pub fn forward(&self, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
         if !train {
-            return ops::batch_norm_eval(
-                x,
-                &self.weight,
-                &self.bias,
-                self.running_mean.as_tensor(),
-                self.running_var.as_tensor(),
-                self.eps,
-            );
+            let (mean, var) = (self.running_mean.as_tensor(), self.running_var.as_tensor());
+            return match relu {
+                true => ops::batch_norm_relu_eval(x, &self.weight, &self.bias, mean, var, self.eps),
+                false => ops::batch_norm_eval(x, &self.weight, &self.bias, mean, var, self.eps),
+            };
         }
-        let (y, mean, var) = ops::batch_norm_train(x, &self.weight, &self.bias, self.eps)?;
+        let (y, mean, var) = match relu {
+            true => ops::batch_norm_relu_train(x, &self.weight, &self.bias, self.eps)?,
+            false => ops::batch_norm_train(x, &self.weight, &self.bias, self.eps)?,
+        };
         let count = x.elem_count() / x.dim(1)?;
         let (new_mean, new_var) = ops::running_stats_update(
             self.running_mean.as_tensor(),
@@ -102,5 +104,11 @@ impl ModuleT for Norm {
         self.running_mean.set(&new_mean)?;
         self.running_var.set(&new_var)?;
         Ok(y)
+    }
+}
+
+impl ModuleT for Norm {
+    fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
+        self.forward(x, train, false)
     }
 }

@@ -207,13 +207,13 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = x.apply(&self.conv1)?.apply_t(&self.bn1, train)?.relu()?;
-        let y = y.apply(&self.conv2)?.apply_t(&self.bn2, train)?;
+        let y = self.bn1.forward(&x.apply(&self.conv1)?, train, true)?;
+        let y = self.bn2.forward(&y.apply(&self.conv2)?, train, false)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => x.apply(conv)?.apply_t(bn, train)?,
+            Some((conv, bn)) => bn.forward(&x.apply(conv)?, train, false)?,
             None => x.clone(),
         };
-        (y + shortcut)?.relu()
+        crate::ops::relu(&(y + shortcut)?)
     }
 }
 
@@ -290,7 +290,7 @@ impl ResNet {
     /// batch statistics and updates its running statistics.
     pub fn forward_features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         check_input(x, train)?;
-        let mut x = x.apply(&self.conv1)?.apply_t(&self.bn1, train)?.relu()?;
+        let mut x = self.bn1.forward(&x.apply(&self.conv1)?, train, true)?;
         x = pool::max_pool2d(&x, 3, 2, 1)?;
         for block in self.stages.iter().flatten() {
             x = block.forward_t(&x, train)?;
