@@ -15,5 +15,6 @@ pub mod outputs;
 pub mod pipeline;
 pub mod runner;
 pub mod seed;
+pub mod slurm;
 pub mod stats;
 pub mod train;

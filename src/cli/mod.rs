@@ -9,6 +9,8 @@ mod config;
 mod pipeline;
 mod progress;
 mod run;
+mod slurm;
+mod status;
 mod synth;
 mod train;
 
@@ -50,6 +52,10 @@ enum Command {
     Plan(run::PlanArgs),
     /// Print the experiment-file settings with their defaults.
     Config(config::ConfigArgs),
+    /// Run an experiment's unfinished cells as Slurm job arrays (write the scripts, or submit them).
+    Slurm(slurm::SlurmArgs),
+    /// Show which cells are done, running, queued, failed (with logs) or missing.
+    Status(status::StatusArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -71,6 +77,8 @@ pub fn main() -> i32 {
         Command::Run(args) => run::run(args, &cli.global),
         Command::Plan(args) => run::plan(args, &cli.global),
         Command::Config(args) => config::run(args),
+        Command::Slurm(args) => slurm::run(args, &cli.global),
+        Command::Status(args) => status::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

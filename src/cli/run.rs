@@ -4,7 +4,7 @@ use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
 use crate::experiment::load_experiment;
-use crate::runner::{run_experiment, Plan, RunOptions};
+use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,14 @@ pub struct RunArgs {
     /// Run only these cells (0-based indices, comma-separated; see `ablate plan`).
     #[arg(long, value_delimiter = ',')]
     cells: Option<Vec<usize>>,
+    /// Which stages to compute; the others must be in the cache. `shared`:
+    /// dataset, weak models and false-positive queries (cells of strategy
+    /// `none` finish); `cell`: each cell's mining and strong model; `cached`:
+    /// nothing, only assemble the tables. `shared` and `cell` runs write no
+    /// tables and may run side by side on one output folder (cluster array
+    /// tasks, see `ablate slurm`).
+    #[arg(long, value_enum, default_value_t = Stages::All)]
+    stages: Stages,
 }
 
 /// Arguments of `ablate plan`.
@@ -67,6 +75,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         threads,
         fail_fast: args.fail_fast,
         cells,
+        stages: args.stages,
     };
     let progress = RunProgress::new(selected, global.quiet);
     let started = std::time::Instant::now();
@@ -85,10 +94,17 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "results in '{}'",
-        summary.output.join("results.csv").display()
-    );
+    if args.stages.writes_tables() {
+        println!(
+            "results in '{}'",
+            summary.output.join("results.csv").display()
+        );
+    } else {
+        println!(
+            "stages in '{}'; a run without --stages (or --stages cached) writes the tables",
+            summary.output.join("cache").display()
+        );
+    }
     for (cell, error) in &summary.failed {
         eprintln!(
             "cell {cell} ({}) failed: {error}",
@@ -151,7 +167,11 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
     let mut total = 0.0;
     for cell in &plan.cells {
         let c = &cell.config;
-        let key = (c.model.name.clone(), c.data.image_size, c.training.batch_size);
+        let key = (
+            c.model.name.clone(),
+            c.data.image_size,
+            c.training.batch_size,
+        );
         let speed = match speeds.get(&key) {
             Some(&speed) => speed,
             None => {
@@ -169,7 +189,9 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
             }
         };
         let hard = match &c.data.path {
-            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR)).map(|d| d.count()).unwrap_or(0),
+            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
+                .map(|d| d.count())
+                .unwrap_or(0),
             None => c.data.synthetic.hard_patches,
         } as f64;
         let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
