@@ -17,5 +17,6 @@ pub mod pipeline;
 pub mod report;
 pub mod runner;
 pub mod seed;
+pub mod slurm;
 pub mod stats;
 pub mod train;

@@ -10,6 +10,8 @@ mod pipeline;
 mod progress;
 mod report;
 mod run;
+mod slurm;
+mod status;
 mod synth;
 mod train;
 
@@ -53,6 +55,10 @@ enum Command {
     Config(config::ConfigArgs),
     /// Rebuild the tables, figures and report of a results folder from its CSV files.
     Report(report::ReportArgs),
+    /// Run an experiment's unfinished cells as Slurm job arrays (write the scripts, or submit them).
+    Slurm(slurm::SlurmArgs),
+    /// Show which cells are done, running, queued, failed (with logs) or missing.
+    Status(status::StatusArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -75,6 +81,8 @@ pub fn main() -> i32 {
         Command::Plan(args) => run::plan(args, &cli.global),
         Command::Config(args) => config::run(args),
         Command::Report(args) => report::run(args, &cli.global),
+        Command::Slurm(args) => slurm::run(args, &cli.global),
+        Command::Status(args) => status::run(args, &cli.global),
     };
     match result {
         Ok(code) => code,

@@ -4,7 +4,7 @@ use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
 use crate::experiment::load_experiment;
-use crate::runner::{run_experiment, Plan, RunOptions};
+use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -26,6 +26,14 @@ pub struct RunArgs {
     /// Run only these cells (0-based indices, comma-separated; see `ablate plan`).
     #[arg(long, value_delimiter = ',')]
     cells: Option<Vec<usize>>,
+    /// Which stages to compute; the others must be in the cache. `shared`:
+    /// dataset, weak models and false-positive queries (cells of strategy
+    /// `none` finish); `cell`: each cell's mining and strong model; `cached`:
+    /// nothing, only assemble the tables. `shared` and `cell` runs write no
+    /// tables and may run side by side on one output folder (cluster array
+    /// tasks, see `ablate slurm`).
+    #[arg(long, value_enum, default_value_t = Stages::All)]
+    stages: Stages,
 }
 
 /// Arguments of `ablate plan`.
@@ -67,6 +75,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         threads,
         fail_fast: args.fail_fast,
         cells,
+        stages: args.stages,
     };
     let progress = RunProgress::new(selected, global.quiet);
     let started = std::time::Instant::now();
@@ -85,10 +94,17 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         started.elapsed().as_secs_f64()
     );
-    println!(
-        "results in '{}'",
-        summary.output.join("results.csv").display()
-    );
+    if args.stages.writes_tables() {
+        println!(
+            "results in '{}'",
+            summary.output.join("results.csv").display()
+        );
+    } else {
+        println!(
+            "stages in '{}'; a run without --stages (or --stages cached) writes the tables",
+            summary.output.join("cache").display()
+        );
+    }
     for (cell, error) in &summary.failed {
         eprintln!(
             "cell {cell} ({}) failed: {error}",

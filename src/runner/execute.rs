@@ -1,7 +1,14 @@
 //! Running a plan: stage by stage, reusing finished artifacts, one weak
 //! model group per job, failures recorded per cell.
+//!
+//! A run may be limited to some stages ([`Stages`]): the stages a weak-model
+//! group shares, or each cell's own, or none (tables from the cache only).
+//! Such partial runs are how cluster array tasks split an experiment; every
+//! stage is computed under a [`StageLock`], so runs that share an output
+//! folder never compute one artifact twice at once.
 
 use super::keys::training_seed;
+use super::lock::StageLock;
 use super::plan::{CellPlan, Plan};
 use super::store::{ArtifactStore, StoreError};
 use crate::data::prepare::{prepare, PreparedData};
@@ -35,6 +42,55 @@ pub struct RunOptions {
     pub fail_fast: bool,
     /// Run only these cells (0-based); `None` for all.
     pub cells: Option<BTreeSet<usize>>,
+    /// Which stages this run computes; the others must be in the cache.
+    pub stages: Stages,
+}
+
+/// Which stages a run computes; the stages it does not compute must already
+/// be in the cache (a cell that lacks one fails with a message saying so).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Stages {
+    /// Every stage: a normal run.
+    #[default]
+    All,
+    /// The stages a weak-model group shares: dataset, weak model and
+    /// false-positive queries. Cells that need nothing more (strategy
+    /// `none`) finish; mining cells are left to a `cell` run.
+    Shared,
+    /// Each cell's own stages, mining and strong model; the shared stages
+    /// come from the cache.
+    Cell,
+    /// None: every stage comes from the cache (to assemble the tables).
+    Cached,
+}
+
+impl Stages {
+    /// Whether the run may train weak models and run queries.
+    fn computes_shared(self) -> bool {
+        matches!(self, Stages::All | Stages::Shared)
+    }
+
+    /// Whether the run may mine and train strong models.
+    fn computes_cell(self) -> bool {
+        matches!(self, Stages::All | Stages::Cell)
+    }
+
+    /// Whether the run writes the experiment-wide tables (`results.csv`,
+    /// `runs.csv`, `manifest.json`) and so holds the output folder's lock.
+    /// Partial runs write neither, so several can share one folder.
+    pub fn writes_tables(self) -> bool {
+        matches!(self, Stages::All | Stages::Cached)
+    }
+
+    /// The value's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Stages::All => "all",
+            Stages::Shared => "shared",
+            Stages::Cell => "cell",
+            Stages::Cached => "cached",
+        }
+    }
 }
 
 /// Progress notifications of a run.
@@ -159,10 +215,18 @@ pub fn execute(
                         *next += 1;
                         group.clone()
                     };
-                    let results =
-                        pool.install(|| run_group(plan, &group, &store, &data_cache, on_event));
+                    let context = GroupContext {
+                        plan,
+                        store: &store,
+                        data_cache: &data_cache,
+                        stages: options.stages,
+                        on_event,
+                    };
+                    let results = pool.install(|| run_group(&context, &group));
                     let mut all = outcomes.lock().expect("outcomes lock");
                     for (cell, result) in group.iter().zip(results) {
+                        // Cells left to a later run (`--stages shared`) have no outcome.
+                        let Some(result) = result else { continue };
                         let error = result.as_ref().err().cloned();
                         if error.is_some() && options.fail_fast {
                             stop.store(true, Ordering::SeqCst);
@@ -184,7 +248,12 @@ struct DataCache {
 }
 
 impl DataCache {
-    fn get(&self, cell: &CellPlan, store: &ArtifactStore) -> Result<Arc<PreparedData>, String> {
+    fn get(
+        &self,
+        cell: &CellPlan,
+        store: &ArtifactStore,
+        stages: Stages,
+    ) -> Result<Arc<PreparedData>, String> {
         let mut map = self
             .prepared
             .lock()
@@ -197,6 +266,8 @@ impl DataCache {
             Some(path) => path.clone(),
             None => {
                 let dir = store.dir("data", &cell.keys.data);
+                // Runs sharing the output folder must not generate it at once.
+                let _lock = lock_stage(&dir, stages)?;
                 ensure_synthetic(&dir, &config.data.synthetic).map_err(|e| e.to_string())?;
                 dir
             }
@@ -214,45 +285,143 @@ impl DataCache {
     }
 }
 
-/// Runs the cells of one weak-model group; one result per cell.
+/// What every group of a run shares.
+struct GroupContext<'a> {
+    plan: &'a Plan,
+    store: &'a ArtifactStore,
+    data_cache: &'a DataCache,
+    stages: Stages,
+    on_event: &'a (dyn Fn(RunEvent) + Sync),
+}
+
+/// Runs the cells of one weak-model group; one result per cell, `None` for
+/// a cell whose own stages are left to a later run.
 fn run_group(
-    plan: &Plan,
+    context: &GroupContext<'_>,
     group: &[usize],
-    store: &ArtifactStore,
-    data_cache: &DataCache,
-    on_event: &(dyn Fn(RunEvent) + Sync),
-) -> Vec<Result<CellResult, String>> {
+) -> Vec<Option<Result<CellResult, String>>> {
+    let GroupContext {
+        plan,
+        store,
+        data_cache,
+        stages,
+        on_event,
+    } = *context;
     let first = &plan.cells[group[0]];
     let shared = (|| {
-        let data = data_cache.get(first, store)?;
+        let data = data_cache.get(first, store, stages)?;
         let model_config =
             ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
-        let mut weak_stage = WeakStage::new(first, store, data.clone(), model_config);
+        let mut weak_stage = WeakStage::new(first, store, data.clone(), model_config, stages);
         weak_stage.record(on_event)?;
         Ok::<_, String>((data, weak_stage))
     })();
     let (data, mut weak_stage) = match shared {
         Ok(shared) => shared,
-        Err(error) => return group.iter().map(|_| Err(error.clone())).collect(),
+        Err(error) => return group.iter().map(|_| Some(Err(error.clone()))).collect(),
     };
     group
         .iter()
         .map(|&index| {
             let cell = &plan.cells[index];
-            let result = run_cell(cell, store, &data, &mut weak_stage, on_event)
-                .map_err(|e| e.to_string())?;
-            if cell.mines() {
-                let query = load_query(store, &cell.keys.query)?;
-                let path = plan
-                    .output
-                    .join("cells")
-                    .join(cell.index.to_string())
-                    .join("embedding.csv");
-                write_embedding(&path, &data, &query, &result.mined)?;
+            if stages == Stages::Shared && cell.mines() {
+                // Only the query, which the group's cells share; mining and
+                // the strong model are the cell's own.
+                if !store.is_done("mining", &cell.keys.mining) {
+                    if let Err(error) = weak_stage.query(cell, on_event) {
+                        return Some(Err(error));
+                    }
+                }
+                return None;
             }
-            Ok(result)
+            Some(finish_cell(cell, context, &data, &mut weak_stage))
         })
         .collect()
+}
+
+/// Runs one cell's remaining stages and writes its embedding file.
+fn finish_cell(
+    cell: &CellPlan,
+    context: &GroupContext<'_>,
+    data: &Arc<PreparedData>,
+    weak_stage: &mut WeakStage<'_>,
+) -> Result<CellResult, String> {
+    let GroupContext {
+        plan,
+        store,
+        stages,
+        on_event,
+        ..
+    } = *context;
+    let result =
+        run_cell(cell, store, data, weak_stage, stages, on_event).map_err(|e| e.to_string())?;
+    if cell.mines() {
+        let query = load_query(store, &cell.keys.query)?;
+        let path = plan
+            .output
+            .join("cells")
+            .join(cell.index.to_string())
+            .join("embedding.csv");
+        write_embedding(&path, data, &query, &result.mined)?;
+    }
+    Ok(result)
+}
+
+/// Checks that a run limited to `stages` may compute stage `stage` (its
+/// artifact `key` is not in the cache).
+fn check_computable(
+    store: &ArtifactStore,
+    stage: &str,
+    key: &str,
+    stages: Stages,
+) -> Result<(), String> {
+    let shared = matches!(stage, "weak" | "query");
+    let allowed = if shared {
+        stages.computes_shared()
+    } else {
+        stages.computes_cell()
+    };
+    if allowed {
+        return Ok(());
+    }
+    let needed = if shared {
+        "the run of its shared stages (`--stages shared`) did not finish"
+    } else {
+        "the run of its own stages (`--stages cell`) did not finish"
+    };
+    Err(format!(
+        "{stage} stage '{}' is not in the cache: {needed}, and this run (`--stages {}`) does not compute it; see `ablate status`, or run `ablate run` without `--stages`",
+        store.dir(stage, key).display(),
+        stages.name()
+    ))
+}
+
+/// Waits for the lock of a stage folder. On a filesystem without file
+/// locks, a run that holds the whole output folder goes on without it;
+/// partial runs, which share the folder, cannot.
+fn lock_stage(dir: &std::path::Path, stages: Stages) -> Result<Option<StageLock>, String> {
+    match StageLock::acquire(dir) {
+        Ok(lock) => Ok(Some(lock)),
+        Err(error) if error.is_unsupported() && stages.writes_tables() => Ok(None),
+        Err(error) => Err(error.to_string()),
+    }
+}
+
+/// Prepares computing stage instance (`stage`, `key`), found not done:
+/// checks the run may compute it and waits for its lock. `None` when
+/// another run finished it while this one waited (read it from the cache).
+fn claim_stage(
+    store: &ArtifactStore,
+    stage: &str,
+    key: &str,
+    stages: Stages,
+) -> Result<Option<Option<StageLock>>, String> {
+    check_computable(store, stage, key, stages)?;
+    let lock = lock_stage(&store.dir(stage, key), stages)?;
+    if store.is_done(stage, key) {
+        return Ok(None);
+    }
+    Ok(Some(lock))
 }
 
 /// Writes the pool and false-positive features of a mining cell with each
@@ -302,6 +471,7 @@ struct WeakStage<'a> {
     cached: bool,
     model: Option<ResNet>,
     queries: HashMap<String, Arc<Query>>,
+    stages: Stages,
 }
 
 impl<'a> WeakStage<'a> {
@@ -310,6 +480,7 @@ impl<'a> WeakStage<'a> {
         store: &'a ArtifactStore,
         data: Arc<PreparedData>,
         model_config: ResNetConfig,
+        stages: Stages,
     ) -> Self {
         Self {
             cell,
@@ -320,6 +491,7 @@ impl<'a> WeakStage<'a> {
             cached: false,
             model: None,
             queries: HashMap::new(),
+            stages,
         }
     }
 
@@ -330,7 +502,12 @@ impl<'a> WeakStage<'a> {
         }
         let key = &self.cell.keys.weak;
         let cell = self.cell.index;
-        if self.store.is_done("weak", key) {
+        let lock = if self.store.is_done("weak", key) {
+            None
+        } else {
+            claim_stage(self.store, "weak", key, self.stages)?
+        };
+        let Some(_lock) = lock else {
             on_event(RunEvent::Stage {
                 cell,
                 stage: "weak",
@@ -343,7 +520,7 @@ impl<'a> WeakStage<'a> {
                 .map_err(|e| e.to_string())?;
             self.record = Some(record.clone());
             return Ok(record);
-        }
+        };
         on_event(RunEvent::Stage {
             cell,
             stage: "weak",
@@ -420,7 +597,12 @@ impl<'a> WeakStage<'a> {
         if let Some(query) = self.queries.get(&key) {
             return Ok((query.clone(), true));
         }
-        let cached = self.store.is_done("query", &key);
+        let lock = if self.store.is_done("query", &key) {
+            None
+        } else {
+            claim_stage(self.store, "query", &key, self.stages)?
+        };
+        let cached = lock.is_none();
         on_event(RunEvent::Stage {
             cell: cell.index,
             stage: "query",
@@ -435,6 +617,7 @@ impl<'a> WeakStage<'a> {
             let query = query(self.model()?, &data, &training, threshold, &Device::Cpu)
                 .map_err(|e| e.to_string())?;
             save_query(self.store, &key, &query)?;
+            drop(lock);
             query
         };
         let query = Arc::new(query);
@@ -496,6 +679,7 @@ fn run_cell(
     store: &ArtifactStore,
     data: &PreparedData,
     weak_stage: &mut WeakStage<'_>,
+    stages: Stages,
     on_event: &(dyn Fn(RunEvent) + Sync),
 ) -> Result<CellResult, CellError> {
     let weak = weak_stage.record(on_event)?;
@@ -506,16 +690,12 @@ fn run_cell(
     }
     let (mined, false_positives) = if cell.mines() {
         let key = &cell.keys.mining;
-        if store.is_done("mining", key) {
-            on_event(RunEvent::Stage {
-                cell: cell.index,
-                stage: "mining",
-                cached: true,
-            });
-            cache_hits.push("mining");
-            let stored: MiningRecord = store.read_json("mining", key, "mined.json")?;
-            (stored.mined, stored.false_positives)
+        let lock = if store.is_done("mining", key) {
+            None
         } else {
+            claim_stage(store, "mining", key, stages)?
+        };
+        if let Some(_lock) = lock {
             let (query, cached) = weak_stage.query(cell, on_event)?;
             if cached {
                 cache_hits.push("query");
@@ -534,6 +714,15 @@ fn run_cell(
             store.write_json("mining", key, "mined.json", &record)?;
             store.mark_done("mining", key)?;
             (record.mined, record.false_positives)
+        } else {
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "mining",
+                cached: true,
+            });
+            cache_hits.push("mining");
+            let stored: MiningRecord = store.read_json("mining", key, "mined.json")?;
+            (stored.mined, stored.false_positives)
         }
     } else {
         (Vec::new(), 0)
@@ -543,7 +732,12 @@ fn run_cell(
     } else {
         let pool_indices: Vec<usize> = mined.iter().map(|m| m.pool_index).collect();
         let key = cell.keys.strong(&pool_indices);
-        if store.is_done("strong", &key) {
+        let lock = if store.is_done("strong", &key) {
+            None
+        } else {
+            claim_stage(store, "strong", &key, stages)?
+        };
+        if lock.is_none() {
             on_event(RunEvent::Stage {
                 cell: cell.index,
                 stage: "strong",
@@ -585,6 +779,7 @@ fn run_cell(
             };
             store.write_json("strong", &key, "model.json", &record)?;
             store.mark_done("strong", &key)?;
+            drop(lock);
             (record, true)
         }
     };
@@ -611,6 +806,38 @@ fn run_cell(
         mined_paths,
         cache_hits,
     })
+}
+
+/// Whether every stage of a cell is in the cache (a run would only read it).
+pub fn cell_cached(store: &ArtifactStore, cell: &CellPlan) -> bool {
+    if !store.is_done("weak", &cell.keys.weak) {
+        return false;
+    }
+    if !cell.mines() {
+        return true;
+    }
+    if !store.is_done("mining", &cell.keys.mining) {
+        return false;
+    }
+    match store.read_json::<MiningRecord>("mining", &cell.keys.mining, "mined.json") {
+        // Nothing mined: the weak model stands in for the strong one.
+        Ok(record) if record.mined.is_empty() => true,
+        Ok(record) => {
+            let pool: Vec<usize> = record.mined.iter().map(|m| m.pool_index).collect();
+            store.is_done("strong", &cell.keys.strong(&pool))
+        }
+        Err(_) => false,
+    }
+}
+
+/// Whether the stages a cell shares with its weak-model group are in the
+/// cache: the weak model and, for a mining cell, its query (or its mining,
+/// which needs no query any more).
+pub fn shared_cached(store: &ArtifactStore, cell: &CellPlan) -> bool {
+    store.is_done("weak", &cell.keys.weak)
+        && (!cell.mines()
+            || store.is_done("mining", &cell.keys.mining)
+            || store.is_done("query", &cell.keys.query))
 }
 
 /// Stored mining result.
@@ -643,5 +870,48 @@ impl From<String> for CellError {
 impl From<StoreError> for CellError {
     fn from(error: StoreError) -> Self {
         Self(error.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_runs_compute_only_their_stages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = ArtifactStore::new(dir.path());
+        // (stages, may train weak models and query, may mine and train strong models)
+        let cases = [
+            (Stages::All, true, true),
+            (Stages::Shared, true, false),
+            (Stages::Cell, false, true),
+            (Stages::Cached, false, false),
+        ];
+        for (stages, shared, own) in cases {
+            for (stage, allowed) in [
+                ("weak", shared),
+                ("query", shared),
+                ("mining", own),
+                ("strong", own),
+            ] {
+                assert_eq!(
+                    check_computable(&store, stage, "k", stages).is_ok(),
+                    allowed,
+                    "{stages:?} {stage}"
+                );
+            }
+        }
+        let message = check_computable(&store, "weak", "abc", Stages::Cell).unwrap_err();
+        let folder = dir.path().join("weak").join("abc");
+        assert!(
+            message.contains(&folder.display().to_string())
+                && message.contains("`--stages shared`")
+                && message.contains("this run (`--stages cell`)"),
+            "{message}"
+        );
+        // Only full and cached runs write the tables (and lock the folder).
+        let tables: Vec<bool> = cases.iter().map(|c| c.0.writes_tables()).collect();
+        assert_eq!(tables, [true, false, false, true]);
     }
 }

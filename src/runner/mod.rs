@@ -1,5 +1,11 @@
 //! Running an experiment: plan the cells, run their stages with a
 //! content-addressed cache, and write the result tables.
+//!
+//! A run limited to some stages (`Stages::Shared` or `Stages::Cell`, the
+//! building blocks of cluster array tasks) writes only the cache and its
+//! cells' own files, and takes no folder lock, so that many such runs can
+//! share one output folder; a plain or `Stages::Cached` run assembles the
+//! tables afterwards.
 
 pub mod execute;
 pub mod keys;
@@ -9,7 +15,7 @@ pub mod plan;
 pub mod results;
 pub mod store;
 
-pub use execute::{execute, RunEvent, RunOptions};
+pub use execute::{cell_cached, execute, shared_cached, RunEvent, RunOptions, Stages};
 pub use plan::{Plan, PlanCounts};
 
 use crate::io::write_atomic;
@@ -49,17 +55,27 @@ pub struct RunSummary {
 }
 
 /// Runs every selected cell and writes `results.csv`, `runs.csv`,
-/// `manifest.json` and the per-cell files into the plan's output folder.
+/// `manifest.json` and the per-cell files into the plan's output folder
+/// (only the per-cell files when `options.stages` is a partial run's).
 pub fn run_experiment(
     plan: &Plan,
     options: &RunOptions,
     on_event: &(dyn Fn(RunEvent) + Sync),
 ) -> Result<RunSummary, RunError> {
-    let _lock = lock::RunLock::acquire(&plan.output)?;
+    let tables = options.stages.writes_tables();
+    let _lock = if tables {
+        Some(lock::RunLock::acquire(&plan.output)?)
+    } else {
+        None
+    };
     let started = SystemTime::now();
     let counts = plan.counts();
     let outcomes = execute(plan, options, on_event);
     let out = &plan.output;
+    if !tables {
+        write_cell_files(out, plan, &outcomes)?;
+        return Ok(summarise(&outcomes, counts, out));
+    }
     let write = |file: &str, bytes: Result<Vec<u8>, csv::Error>| {
         let path = out.join(file);
         let bytes = bytes.map_err(|e| RunError::Write {
@@ -73,10 +89,7 @@ pub fn run_experiment(
     };
     write("results.csv", results::results_csv(plan, &outcomes))?;
     write("runs.csv", results::runs_csv(plan, &outcomes))?;
-    results::write_cell_files(out, plan, &outcomes).map_err(|e| RunError::Write {
-        path: out.join("cells"),
-        message: e.to_string(),
-    })?;
+    write_cell_files(out, plan, &outcomes)?;
     let manifest = Manifest::new(plan, options.threads, options.jobs, started);
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     write("manifest.json", Ok(json))?;
@@ -88,12 +101,33 @@ pub fn run_experiment(
         path: out.join("experiment.toml"),
         message: e.to_string(),
     })?;
+    Ok(summarise(&outcomes, counts, out))
+}
+
+/// Writes each finished cell's files under `cells/<index>/`.
+fn write_cell_files(
+    out: &std::path::Path,
+    plan: &Plan,
+    outcomes: &execute::CellOutcomes,
+) -> Result<(), RunError> {
+    results::write_cell_files(out, plan, outcomes).map_err(|e| RunError::Write {
+        path: out.join("cells"),
+        message: e.to_string(),
+    })
+}
+
+/// Counts the outcomes.
+fn summarise(
+    outcomes: &execute::CellOutcomes,
+    counts: PlanCounts,
+    out: &std::path::Path,
+) -> RunSummary {
     let mut summary = RunSummary {
         succeeded: 0,
         failed: Vec::new(),
         skipped: 0,
         counts,
-        output: out.clone(),
+        output: out.to_path_buf(),
     };
     for (index, outcome) in outcomes.iter().enumerate() {
         match outcome {
@@ -102,5 +136,5 @@ pub fn run_experiment(
             None => summary.skipped += 1,
         }
     }
-    Ok(summary)
+    summary
 }
