@@ -94,11 +94,24 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         started.elapsed().as_secs_f64()
     );
+    let mut report_failed = false;
     if args.stages.writes_tables() {
         println!(
             "results in '{}'",
             summary.output.join("results.csv").display()
         );
+        match crate::report::build_report(&summary.output) {
+            Ok(report) => println!(
+                "report in '{}' ({} figures)",
+                summary.output.join("report.md").display(),
+                report.figures
+            ),
+            Err(error) => {
+                // The results are written; only the report is missing.
+                eprintln!("error: the report could not be built: {error}");
+                report_failed = true;
+            }
+        }
     } else {
         println!(
             "stages in '{}'; a run without --stages (or --stages cached) writes the tables",
@@ -111,7 +124,11 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
             describe(&plan.cells[*cell].assignment)
         );
     }
-    Ok(if summary.failed.is_empty() { 0 } else { 1 })
+    Ok(if summary.failed.is_empty() && !report_failed {
+        0
+    } else {
+        1
+    })
 }
 
 /// Prints the cells, the shared stages and the training counts.
