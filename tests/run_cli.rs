@@ -81,6 +81,29 @@ fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
     let text = String::from_utf8(one).unwrap();
     assert_eq!(text.lines().count(), 1 + 6 * 2, "{text}");
     assert!(text.lines().skip(1).all(|l| l.contains(",ok,")), "{text}");
+    // Per-cell files: predictions, mined list, training curves, embeddings of mining cells.
+    for file in [
+        "predictions.csv",
+        "mined.csv",
+        "history-weak.csv",
+        "history-strong.csv",
+        "embedding.csv",
+    ] {
+        assert!(
+            dir.path().join("one/cells/3").join(file).is_file(),
+            "cells/3/{file} missing"
+        );
+    }
+    let history = std::fs::read_to_string(dir.path().join("one/cells/3/history-weak.csv")).unwrap();
+    assert_eq!(
+        history.lines().next().unwrap(),
+        "epoch,train_loss,valid_loss,valid_auroc,lr,best"
+    );
+    assert_eq!(history.lines().count(), 1 + 2, "two epochs:\n{history}");
+    // The report is built at the end of the run.
+    assert!(
+        dir.path().join("one/report.md").is_file() && dir.path().join("one/summary.csv").is_file()
+    );
     // One weak model per seed, shared by the three strategies.
     let weak_models = std::fs::read_dir(dir.path().join("one/cache/weak"))
         .unwrap()

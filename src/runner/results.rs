@@ -217,7 +217,8 @@ pub fn runs_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv::Er
         .map_err(|e| csv::Error::from(std::io::Error::other(e.to_string())))
 }
 
-/// Writes each finished cell's test predictions and mined list under `cells/<index>/`.
+/// Writes each finished cell's test predictions, mined list and training
+/// histories (`history-weak.csv`, `history-strong.csv`) under `cells/<index>/`.
 pub fn write_cell_files(out: &Path, plan: &Plan, outcomes: &CellOutcomes) -> std::io::Result<()> {
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
         let Some(Ok(result)) = outcome else { continue };
@@ -261,6 +262,18 @@ pub fn write_cell_files(out: &Path, plan: &Plan, outcomes: &CellOutcomes) -> std
             &dir.join("mined.csv"),
             &mined.into_inner().map_err(|e| e.into_error())?,
         )?;
+        let mut histories = vec![("weak", &result.weak)];
+        if result.strong_trained {
+            histories.push(("strong", &result.strong));
+        }
+        for (name, record) in histories {
+            let mut history = csv::Writer::from_writer(Vec::new());
+            for epoch in &record.history {
+                history.serialize(epoch)?;
+            }
+            let bytes = history.into_inner().map_err(|e| e.into_error())?;
+            write_atomic(&dir.join(format!("history-{name}.csv")), &bytes)?;
+        }
     }
     Ok(())
 }

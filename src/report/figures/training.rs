@@ -199,7 +199,8 @@ impl Training {
                 )?;
             }
             for run in &m.runs {
-                for e in run.iter().filter(|e| e.best) {
+                // The kept checkpoint is the last epoch that improved the validation loss.
+                if let Some(e) = run.iter().rev().find(|e| e.best) {
                     let y = if loss { e.valid_loss } else { e.valid_auroc };
                     if y.is_finite() {
                         style::marker(
