@@ -2,41 +2,9 @@
 
 mod common;
 
-use common::{ablate, run_ok};
+use common::{ablate, run_ok, TINY_EXPERIMENT};
 use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A 6-cell experiment: 3 strategies x 2 seeds on tiny 32 px data.
-const TINY_EXPERIMENT: &str = r#"
-name = "tiny"
-seed = 7
-
-[data]
-image_size = 32
-
-[data.synthetic]
-size = 32
-hard_patches = 120
-hard_slides = 8
-pool_patches = 80
-pool_slides = 4
-seed = 5
-
-[model]
-name = "resnet10-w8"
-
-[training]
-epochs = 2
-batch_size = 16
-
-[mining]
-num_query = 5
-fp_threshold = 0.0
-
-[matrix]
-"mining.strategy" = ["none", "knn-l2", "random"]
-seeds = 2
-"#;
 
 fn write_experiment(dir: &Path, text: &str) -> String {
     let path = dir.join("exp.toml");

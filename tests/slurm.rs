@@ -10,44 +10,12 @@
 
 mod common;
 
-use common::{ablate, run_ok};
+use common::{ablate, run_ok, TINY_EXPERIMENT};
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant, SystemTime};
-
-/// The tiny 6-cell matrix of the `run` tests: 3 strategies x 2 seeds, 2 weak models.
-const TINY_EXPERIMENT: &str = r#"
-name = "tiny"
-seed = 7
-
-[data]
-image_size = 32
-
-[data.synthetic]
-size = 32
-hard_patches = 120
-hard_slides = 8
-pool_patches = 80
-pool_slides = 4
-seed = 5
-
-[model]
-name = "resnet10-w8"
-
-[training]
-epochs = 2
-batch_size = 16
-
-[mining]
-num_query = 5
-fp_threshold = 0.0
-
-[matrix]
-"mining.strategy" = ["none", "knn-l2", "random"]
-seeds = 2
-"#;
 
 /// The cluster's MaxArraySize: small, so that the 4-task cell array is split.
 const MAX_ARRAY_SIZE: usize = 3;

@@ -75,3 +75,35 @@ pub fn tree_bytes(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     out.sort_by(|a, b| a.0.cmp(&b.0));
     out
 }
+
+/// A 6-cell experiment: 3 strategies x 2 seeds on tiny 32 px data.
+pub const TINY_EXPERIMENT: &str = r#"
+name = "tiny"
+seed = 7
+
+[data]
+image_size = 32
+
+[data.synthetic]
+size = 32
+hard_patches = 120
+hard_slides = 8
+pool_patches = 80
+pool_slides = 4
+seed = 5
+
+[model]
+name = "resnet10-w8"
+
+[training]
+epochs = 2
+batch_size = 16
+
+[mining]
+num_query = 5
+fp_threshold = 0.0
+
+[matrix]
+"mining.strategy" = ["none", "knn-l2", "random"]
+seeds = 2
+"#;
