@@ -4,55 +4,11 @@ use crate::data::{Label, Patch};
 use crate::metrics::binary::BinaryMetrics;
 use serde::Serialize;
 
-/// The metric columns shared by the metrics tables (csv cannot flatten
-/// nested structs, so the fields are spelled out).
+/// The loss column that precedes the metric columns in the metrics tables.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct MetricColumns {
+pub struct Loss {
     /// Mean cross-entropy.
     pub loss: f64,
-    /// Area under the ROC curve.
-    pub auroc: f64,
-    /// Average precision.
-    pub auprc: f64,
-    /// Recall of the positive class.
-    pub sensitivity: f64,
-    /// Recall of the negative class.
-    pub specificity: f64,
-    /// Precision of the positive class.
-    pub precision: f64,
-    /// F1 of the positive class.
-    pub f1: f64,
-    /// Accuracy.
-    pub accuracy: f64,
-    /// True positives at the threshold.
-    pub tp: u64,
-    /// False positives.
-    pub fp: u64,
-    /// True negatives.
-    pub tn: u64,
-    /// False negatives.
-    #[serde(rename = "fn")]
-    pub fn_: u64,
-}
-
-impl MetricColumns {
-    /// The columns of `metrics` with the loss.
-    pub fn new(loss: f64, m: &BinaryMetrics) -> Self {
-        Self {
-            loss,
-            auroc: m.auroc,
-            auprc: m.auprc,
-            sensitivity: m.sensitivity,
-            specificity: m.specificity,
-            precision: m.precision,
-            f1: m.f1,
-            accuracy: m.accuracy,
-            tp: m.tp,
-            fp: m.fp,
-            tn: m.tn,
-            fn_: m.fn_,
-        }
-    }
 }
 
 /// The leading columns of a row of `metrics.csv`: which model on which split.
@@ -66,9 +22,9 @@ pub struct Evaluated {
     pub n: usize,
 }
 
-/// One row of `metrics.csv`; serialised as a tuple so that csv writes the
-/// columns of both parts side by side.
-pub type MetricsRow = (Evaluated, MetricColumns);
+/// One row of `metrics.csv`; a tuple, so that csv writes the columns of its
+/// parts side by side (csv cannot flatten nested structs).
+pub type MetricsRow = (Evaluated, Loss, BinaryMetrics);
 
 /// One row of `predictions.csv`.
 #[derive(Debug, Clone, Serialize)]

@@ -7,7 +7,7 @@ use super::GlobalArgs;
 use crate::data::prepare::PreparedData;
 use crate::io::write_csv_atomic;
 use crate::mining::{MiningConfig, Strategy};
-use crate::outputs::{MetricColumns, PredictionRow};
+use crate::outputs::{Loss, PredictionRow};
 use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome, TrainSpec};
 use anyhow::{Context, Result};
 use candle_core::Device;
@@ -134,7 +134,10 @@ fn write_outputs(
             best_epoch: outcome.weak.best_epoch,
             n: outcome.weak.test.scores.len(),
         },
-        MetricColumns::new(outcome.weak.test.loss, &outcome.weak.metrics),
+        Loss {
+            loss: outcome.weak.test.loss,
+        },
+        outcome.weak.metrics,
     )];
     for s in &outcome.strategies {
         rows.push((
@@ -149,7 +152,10 @@ fn write_outputs(
                 best_epoch: s.strong.best_epoch,
                 n: s.strong.test.scores.len(),
             },
-            MetricColumns::new(s.strong.test.loss, &s.strong.metrics),
+            Loss {
+                loss: s.strong.test.loss,
+            },
+            s.strong.metrics,
         ));
     }
     write_csv_atomic(&out.join("metrics.csv"), &rows).with_context(|| context("metrics.csv"))?;

@@ -5,7 +5,7 @@ use super::progress::EpochBars;
 use super::GlobalArgs;
 use crate::io::{write_atomic, write_csv_atomic};
 use crate::metrics::binary::BinaryMetrics;
-use crate::outputs::{Evaluated, MetricColumns, MetricsRow, PredictionRow};
+use crate::outputs::{Evaluated, Loss, MetricsRow, PredictionRow};
 use crate::train::checkpoint::save_checkpoint;
 use crate::train::evaluate::evaluate;
 use crate::train::{train_model, TrainData, TrainedModel};
@@ -65,13 +65,13 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
             split: name.into(),
             n: indices.len(),
         };
-        metrics_rows.push((evaluated, MetricColumns::new(eval.loss, &metrics)));
+        metrics_rows.push((evaluated, Loss { loss: eval.loss }, metrics));
         for (&index, &score) in indices.iter().zip(&eval.scores) {
             prediction_rows.push(PredictionRow::new("model", name, data.patch(index), score));
         }
     }
     write_outputs(&args.out, &metrics_rows, &prediction_rows, &trained)?;
-    let (test, metrics) = &metrics_rows[1];
+    let (test, _, metrics) = &metrics_rows[1];
     println!(
         "test: AUROC {:.4}  AUPRC {:.4}  sensitivity {:.4}  specificity {:.4}  (n = {}, best epoch {}); outputs in '{}'",
         metrics.auroc,
