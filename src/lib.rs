@@ -6,6 +6,7 @@
 
 pub mod cli;
 pub mod data;
+pub mod device;
 pub mod experiment;
 pub mod io;
 pub mod metrics;

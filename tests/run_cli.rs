@@ -158,3 +158,28 @@ fn bad_experiment_files_name_line_and_key() {
         }
     }
 }
+
+#[test]
+fn cuda_without_the_feature_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_experiment(dir.path(), "device = \"cuda:0\"\n");
+    let output = ablate()
+        .args(["run", &file])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    if cfg!(not(feature = "cuda")) {
+        assert_eq!(output.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("--features cuda"), "{stderr}");
+    }
+    let file = write_experiment(dir.path(), "device = \"gpu\"\n");
+    let output = ablate()
+        .args(["plan", &file])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("unknown device `gpu`"), "{stderr}");
+}

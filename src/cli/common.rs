@@ -73,9 +73,17 @@ pub struct TrainingArgs {
     /// Train without augmentation.
     #[arg(long)]
     pub no_augment: bool,
+    /// Where tensors live: cpu, cuda or cuda:N (CUDA needs a `--features cuda` build).
+    #[arg(long, default_value = "cpu")]
+    pub device: String,
 }
 
 impl TrainingArgs {
+    /// The device named by `--device`.
+    pub fn device(&self) -> Result<candle_core::Device> {
+        crate::device::open_device(&self.device).context("--device")
+    }
+
     /// The model configuration named by `--model`.
     pub fn model_config(&self) -> Result<ResNetConfig> {
         ResNetConfig::from_name(&self.model, 2)

@@ -10,7 +10,6 @@ use crate::mining::{MiningConfig, Strategy};
 use crate::outputs::{Loss, PredictionRow};
 use crate::pipeline::{run_pipeline, ModelOutcome, PipelineOutcome, TrainSpec};
 use anyhow::{Context, Result};
-use candle_core::Device;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -74,6 +73,7 @@ struct FalsePositiveRow<'a> {
 pub fn run(args: &PipelineArgs, global: &GlobalArgs) -> Result<()> {
     let model_config = args.training.model_config()?;
     let config = args.training.train_config();
+    let device = args.training.device()?;
     let data = args.training.prepare(global.quiet)?;
     let minings: Vec<MiningConfig> = args
         .strategy
@@ -92,7 +92,7 @@ pub fn run(args: &PipelineArgs, global: &GlobalArgs) -> Result<()> {
         pretrained,
         training: &config,
         seed: args.training.seed,
-        device: &Device::Cpu,
+        device: &device,
     };
     let outcome = run_pipeline(spec, &minings, &data, &mut |stage, mining, event| {
         let label = match stage {

@@ -23,6 +23,9 @@ pub struct RunArgs {
     /// Output folder (default: the file's `output`, else reports/<name>).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Device for every cell, overriding the file's `device`: cpu, cuda or cuda:N.
+    #[arg(long)]
+    device: Option<String>,
     /// Run only these cells (0-based indices, comma-separated; see `ablate plan`).
     #[arg(long, value_delimiter = ',')]
     cells: Option<Vec<usize>>,
@@ -46,15 +49,22 @@ pub struct PlanArgs {
     output: Option<PathBuf>,
 }
 
-fn load_plan(file: &Path, output: Option<PathBuf>) -> Result<Plan> {
-    let experiment = load_experiment(file)
+fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Result<Plan> {
+    let mut experiment = load_experiment(file)
         .with_context(|| format!("invalid experiment file '{}'", file.display()))?;
+    if let Some(device) = device {
+        crate::device::DeviceSpec::parse(device).context("--device")?;
+        experiment.base.device = device.to_string();
+        for (_, config) in &mut experiment.cells {
+            config.device = device.to_string();
+        }
+    }
     Ok(Plan::new(experiment, output))
 }
 
 /// Runs every cell and reports what failed; exit code 1 when any cell failed.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
-    let plan = load_plan(&args.file, args.output.clone())?;
+    let plan = load_plan(&args.file, args.output.clone(), args.device.as_deref())?;
     let threads = super::thread_count(global.threads);
     let cells = args
         .cells
@@ -133,7 +143,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
 
 /// Prints the cells, the shared stages and the training counts.
 pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
-    let plan = load_plan(&args.file, args.output.clone())?;
+    let plan = load_plan(&args.file, args.output.clone(), None)?;
     let counts = plan.counts();
     println!(
         "experiment '{}': {} cells, output '{}'",

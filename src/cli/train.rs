@@ -10,7 +10,6 @@ use crate::train::checkpoint::save_checkpoint;
 use crate::train::evaluate::evaluate;
 use crate::train::{train_model, TrainData, TrainedModel};
 use anyhow::{Context, Result};
-use candle_core::Device;
 use std::path::{Path, PathBuf};
 
 /// Arguments of `ablate train`.
@@ -28,7 +27,7 @@ pub fn run(args: &TrainArgs, global: &GlobalArgs) -> Result<()> {
     let model_config = args.training.model_config()?;
     let config = args.training.train_config();
     let data = args.training.prepare(global.quiet)?;
-    let device = Device::Cpu;
+    let device = args.training.device()?;
     let mut bars = EpochBars::new("model", global.quiet);
     let trained = train_model(
         &model_config,

@@ -24,6 +24,9 @@ pub struct ExperimentConfig {
     /// Output folder; default `reports/<name>`.
     #[serde(default)]
     pub output: Option<PathBuf>,
+    /// Where tensors live: `cpu`, `cuda` or `cuda:N` (CUDA needs a `--features cuda` build).
+    #[serde(default = "default_device")]
+    pub device: String,
     /// The dataset and its split.
     #[serde(default)]
     pub data: DataConfig,
@@ -45,6 +48,10 @@ pub struct ExperimentConfig {
     /// Report settings (`metrics = [...]`, `roc_cell = N`), read by `ablate report`.
     #[serde(default, skip_serializing)]
     pub report: Option<toml::Table>,
+}
+
+fn default_device() -> String {
+    "cpu".into()
 }
 
 /// Replicate indices of a cell.

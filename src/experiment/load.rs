@@ -166,6 +166,7 @@ fn settings_for(doc: &toml::Table, assignment: &Assignment) -> Result<Experiment
         .map_err(|e| with_suggestion(e.message()))?;
     config.training.validate()?;
     config.data.subsample()?;
+    crate::device::DeviceSpec::parse(&config.device).map_err(|e| format!("device: {e}"))?;
     match config.data.split.folds {
         None if config.replicate.fold != 0 => {
             Err("the matrix has fold replicates but data.split.folds is not set".to_string())

@@ -312,7 +312,9 @@ fn run_group(
         let data = data_cache.get(first, store, stages)?;
         let model_config =
             ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
-        let mut weak_stage = WeakStage::new(first, store, data.clone(), model_config, stages);
+        let device = crate::device::open_device(&first.config.device).map_err(|e| e.to_string())?;
+        let mut weak_stage =
+            WeakStage::new(first, store, data.clone(), model_config, stages, device);
         weak_stage.record(on_event)?;
         Ok::<_, String>((data, weak_stage))
     })();
@@ -472,6 +474,7 @@ struct WeakStage<'a> {
     model: Option<ResNet>,
     queries: HashMap<String, Arc<Query>>,
     stages: Stages,
+    device: Device,
 }
 
 impl<'a> WeakStage<'a> {
@@ -481,6 +484,7 @@ impl<'a> WeakStage<'a> {
         data: Arc<PreparedData>,
         model_config: ResNetConfig,
         stages: Stages,
+        device: Device,
     ) -> Self {
         Self {
             cell,
@@ -492,6 +496,7 @@ impl<'a> WeakStage<'a> {
             model: None,
             queries: HashMap::new(),
             stages,
+            device,
         }
     }
 
@@ -533,7 +538,7 @@ impl<'a> WeakStage<'a> {
             pretrained: config.model.pretrained.as_deref(),
             training: &config.training,
             seed: training_seed(config),
-            device: &Device::Cpu,
+            device: &self.device,
         };
         let (model, varmap, outcome) = train_and_test(
             Stage::Weak,
@@ -574,7 +579,7 @@ impl<'a> WeakStage<'a> {
     fn model(&mut self) -> Result<&ResNet, String> {
         if self.model.is_none() {
             let (model, mut varmap) =
-                build_seeded(&self.model_config, 0, &Device::Cpu).map_err(|e| e.to_string())?;
+                build_seeded(&self.model_config, 0, &self.device).map_err(|e| e.to_string())?;
             let path = self
                 .store
                 .dir("weak", &self.cell.keys.weak)
@@ -614,7 +619,8 @@ impl<'a> WeakStage<'a> {
             let training = cell.config.training.clone();
             let threshold = cell.config.mining.fp_threshold;
             let data = self.data.clone();
-            let query = query(self.model()?, &data, &training, threshold, &Device::Cpu)
+            let device = self.device.clone();
+            let query = query(self.model()?, &data, &training, threshold, &device)
                 .map_err(|e| e.to_string())?;
             save_query(self.store, &key, &query)?;
             drop(lock);
@@ -759,7 +765,7 @@ fn run_cell(
                 pretrained: config.model.pretrained.as_deref(),
                 training: &config.training,
                 seed: training_seed(config),
-                device: &Device::Cpu,
+                device: &weak_stage.device,
             };
             let (_, _, outcome) = train_and_test(Stage::Strong, spec, data, &train, &mut |event| {
                 on_event(RunEvent::Train {

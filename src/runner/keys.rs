@@ -63,6 +63,8 @@ impl StageKeys {
             "model": config.model,
             "training": config.training,
             "seed": training_seed(config),
+            // Kernels differ between devices, and so do the trained weights.
+            "device": config.device,
         }));
         let query =
             content_key(&json!({ "weak": weak, "fp_threshold": config.mining.fp_threshold }));

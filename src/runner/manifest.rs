@@ -41,7 +41,10 @@ impl Manifest {
             ablate_version: env!("CARGO_PKG_VERSION"),
             candle_version: env!("ABLATE_CANDLE_VERSION"),
             git_commit: git_commit(),
-            device: "cpu".into(),
+            device: plan.cells.first().map_or_else(
+                || plan.experiment.base.device.clone(),
+                |c| c.config.device.clone(),
+            ),
             threads,
             jobs,
             experiment_file: plan.experiment.path.display().to_string(),
