@@ -19,28 +19,26 @@ fn train_twice_gives_identical_csvs() {
     let dir = tempfile::tempdir().unwrap();
     let data = tiny_dataset(dir.path(), "data");
     let data = data.to_str().unwrap();
-    let train = |out: &str| {
-        run_ok(
-            dir.path(),
-            &[
-                "train",
-                "--data",
-                data,
-                "--model",
-                "resnet10-w8",
-                "--image-size",
-                "32",
-                "--epochs",
-                "2",
-                "--seed",
-                "3",
-                "--out",
-                out,
-            ],
-        )
+    let train = |seed: &str, out: &str| {
+        let args = [
+            "train",
+            "--data",
+            data,
+            "--model",
+            "resnet10-w8",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--seed",
+            seed,
+            "--out",
+            out,
+        ];
+        run_ok(dir.path(), &args)
     };
-    train("run1");
-    train("run2");
+    train("3", "run1");
+    train("3", "run2");
     for file in ["metrics.csv", "predictions.csv", "history.csv"] {
         let a = std::fs::read(dir.path().join("run1").join(file)).unwrap();
         let b = std::fs::read(dir.path().join("run2").join(file)).unwrap();
@@ -55,24 +53,7 @@ fn train_twice_gives_identical_csvs() {
     );
     assert!(dir.path().join("run1/best.safetensors").is_file());
     // A different seed trains a different model.
-    run_ok(
-        dir.path(),
-        &[
-            "train",
-            "--data",
-            data,
-            "--model",
-            "resnet10-w8",
-            "--image-size",
-            "32",
-            "--epochs",
-            "2",
-            "--seed",
-            "4",
-            "--out",
-            "run3",
-        ],
-    );
+    train("4", "run3");
     let c = std::fs::read(dir.path().join("run3/predictions.csv")).unwrap();
     assert!(c != std::fs::read(dir.path().join("run1/predictions.csv")).unwrap());
 }

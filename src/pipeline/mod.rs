@@ -13,7 +13,7 @@ use crate::metrics::binary::BinaryMetrics;
 use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs, Strategy};
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
-use crate::train::evaluate::{embed, embed_and_score, evaluate, Evaluation};
+use crate::train::evaluate::{embed_and_score, evaluate, Evaluation};
 use crate::train::{train_model, EpochRecord, TrainConfig, TrainData, TrainError, TrainEvent};
 use candle_core::{Device, Tensor};
 use candle_nn::VarMap;
@@ -172,22 +172,26 @@ pub fn query(
     device: &Device,
 ) -> Result<Query, PipelineError> {
     let batch = config.eval_batch_size;
-    let valid = evaluate(
-        weak,
-        &data.store,
-        &data.positive,
-        &data.split.valid,
-        batch,
-        device,
-    )?;
+    // One pass over validation gives both the scores of the query and the
+    // features of the false positives it finds.
+    let (valid_features, valid_scores) =
+        embed_and_score(weak, &data.store, &data.split.valid, batch, device)?;
     let fps = false_positives(
         &data.split.valid,
-        &valid.scores,
+        &valid_scores,
         &data.positive,
         fp_threshold,
     );
-    let fp_indices: Vec<usize> = fps.iter().map(|fp| fp.hard_index).collect();
-    let fp_features = embed(weak, &data.store, &fp_indices, batch, device)?;
+    let rows: Vec<u32> = data
+        .split
+        .valid
+        .iter()
+        .enumerate()
+        .filter(|(_, &index)| fps.iter().any(|fp| fp.hard_index == index))
+        .map(|(row, _)| row as u32)
+        .collect();
+    let rows = Tensor::new(rows, valid_features.device())?;
+    let fp_features = valid_features.index_select(&rows, 0)?;
     let (pool_features, pool_scores) =
         embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
     Ok(Query {

@@ -18,8 +18,8 @@ use crate::model::init::build_seeded;
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::pipeline::fp_query::FalsePositive;
 use crate::pipeline::{
-    mine_pool, mining_precision, query, strong_training_set, train_and_test, Query, Stage,
-    TrainSpec,
+    mine_pool, mining_precision, query, strong_training_set, train_and_test, ModelOutcome, Query,
+    Stage, TrainSpec,
 };
 use crate::train::checkpoint::save_checkpoint;
 use crate::train::{EpochRecord, TrainEvent};
@@ -139,6 +139,20 @@ pub struct ModelRecord {
     pub train_size: usize,
     /// Wall time of the training in seconds.
     pub seconds: f64,
+}
+
+impl ModelRecord {
+    /// The stored form of a trained model's results, with its training time.
+    fn new(outcome: ModelOutcome, seconds: f64) -> Self {
+        Self {
+            test_scores: outcome.test.scores,
+            test_loss: outcome.test.loss,
+            history: outcome.history,
+            best_epoch: outcome.best_epoch,
+            train_size: outcome.train_size,
+            seconds,
+        }
+    }
 }
 
 /// The stored false-positive query (features are in `query.safetensors`).
@@ -554,14 +568,7 @@ impl<'a> WeakStage<'a> {
             },
         )
         .map_err(|e| e.to_string())?;
-        let record = ModelRecord {
-            test_scores: outcome.test.scores,
-            test_loss: outcome.test.loss,
-            history: outcome.history,
-            best_epoch: outcome.best_epoch,
-            train_size: outcome.train_size,
-            seconds: started.elapsed().as_secs_f64(),
-        };
+        let record = ModelRecord::new(outcome, started.elapsed().as_secs_f64());
         let dir = self.store.dir("weak", key);
         save_checkpoint(&varmap, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
         self.store
@@ -633,20 +640,16 @@ impl<'a> WeakStage<'a> {
 }
 
 fn save_query(store: &ArtifactStore, key: &str, query: &Query) -> Result<(), String> {
-    let dir = store.dir("query", key);
     let tensors: HashMap<String, Tensor> = [
         ("fp_features".to_string(), query.fp_features.clone()),
         ("pool_features".to_string(), query.pool_features.clone()),
     ]
     .into();
-    let path = dir.join("features.safetensors");
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("could not create '{}': {e}", dir.display()))?;
-    let tmp = dir.join("features.safetensors.tmp");
-    candle_core::safetensors::save(&tensors, &tmp)
-        .map_err(|e| format!("could not write '{}': {e}", tmp.display()))?;
-    std::fs::rename(&tmp, &path)
-        .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
+    let path = store.dir("query", key).join("features.safetensors");
+    crate::io::write_atomic_with(&path, |tmp| {
+        candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
     let record = QueryRecord {
         false_positives: query.false_positives.clone(),
         pool_scores: query.pool_scores.clone(),
@@ -775,14 +778,7 @@ fn run_cell(
                 })
             })
             .map_err(|e| e.to_string())?;
-            let record = ModelRecord {
-                test_scores: outcome.test.scores,
-                test_loss: outcome.test.loss,
-                history: outcome.history,
-                best_epoch: outcome.best_epoch,
-                train_size: outcome.train_size,
-                seconds: started.elapsed().as_secs_f64(),
-            };
+            let record = ModelRecord::new(outcome, started.elapsed().as_secs_f64());
             store.write_json("strong", &key, "model.json", &record)?;
             store.mark_done("strong", &key)?;
             drop(lock);
