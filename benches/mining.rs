@@ -29,6 +29,11 @@ fn arg(name: &str, default: usize) -> usize {
 }
 
 fn main() -> anyhow::Result<()> {
+    // Measure as the CLI runs: on a worker of the rayon pool.
+    ablate::threads::on_pool_thread(run)
+}
+
+fn run() -> anyhow::Result<()> {
     let (fps, pool_size, size, k) = (
         arg("--fps", 12),
         arg("--pool", 1500),

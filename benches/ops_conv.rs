@@ -403,6 +403,11 @@ fn bench_network(
 }
 
 fn main() -> Result<()> {
+    // Measure as the CLI runs: on a worker of the rayon pool.
+    ablate::threads::on_pool_thread(run)
+}
+
+fn run() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     let value = |flag: &str| {
         args.iter()

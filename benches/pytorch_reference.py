@@ -7,6 +7,7 @@ batch norm) and prints one JSON line per model with images per second, so
 the two can be compared on the same machine in the same run.
 
 Usage: python3 benches/pytorch_reference.py [--threads N] [--steps N] [--models resnet18@224,resnet10-w16@64]
+                                           [--device cpu|cuda] [--modes train,inference] [--tf32]
 """
 import argparse
 import json
@@ -46,30 +47,45 @@ def build(name: str) -> nn.Module:
     return model
 
 
-def measure(name: str, size: int, batch: int, steps: int, warmup: int) -> dict:
+def measure(name: str, size: int, batch: int, steps: int, warmup: int, device: str, mode: str) -> dict:
+    """Images per second of Adam training steps or eval-mode forward passes."""
     torch.manual_seed(0)
-    model = build(name)
-    model.train()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.0)
-    loss_fn = nn.CrossEntropyLoss()
-    images = torch.randn(batch, 3, size, size)
-    labels = torch.randint(0, 2, (batch,))
+    model = build(name).to(device)
+    images = torch.randn(batch, 3, size, size, device=device)
+    labels = torch.randint(0, 2, (batch,), device=device)
+    if mode == "train":
+        model.train()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-4, weight_decay=0.0)
+        loss_fn = nn.CrossEntropyLoss()
 
-    def step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(images), labels)
-        loss.backward()
-        optimizer.step()
+        def step() -> None:
+            optimizer.zero_grad(set_to_none=True)
+            loss = loss_fn(model(images), labels)
+            loss.backward()
+            optimizer.step()
+    else:
+        model.eval()
+
+        def step() -> None:
+            with torch.no_grad():
+                model(images)
+
+    def synchronize() -> None:
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
 
     for _ in range(warmup):
         step()
+    synchronize()
     started = time.perf_counter()
     for _ in range(steps):
         step()
+    synchronize()
     seconds = time.perf_counter() - started
-    return {"framework": "pytorch", "model": name, "image_size": size, "batch": batch, "steps": steps,
-            "threads": torch.get_num_threads(), "images_per_s": batch * steps / seconds,
-            "torch": torch.__version__}
+    return {"framework": "pytorch", "mode": mode, "model": name, "image_size": size, "batch": batch,
+            "steps": steps, "device": device, "threads": torch.get_num_threads(),
+            "tf32": device.startswith("cuda") and torch.backends.cudnn.allow_tf32,
+            "images_per_s": batch * steps / seconds, "torch": torch.__version__}
 
 
 def main() -> None:
@@ -79,12 +95,22 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", default="resnet18@224,resnet10-w16@64")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--modes", default="train", help="comma-separated: train, inference")
+    parser.add_argument("--tf32", action="store_true",
+                        help="let cuDNN and cuBLAS use TF32 (PyTorch's default for convolutions); "
+                             "off by default so both sides compute in fp32")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    torch.backends.cudnn.allow_tf32 = args.tf32
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
+    torch.backends.cudnn.benchmark = True
     for spec in args.models.split(","):
         name, _, size = spec.partition("@")
-        print(json.dumps(measure(name, int(size), args.batch, args.steps, args.warmup)), flush=True)
+        for mode in args.modes.split(","):
+            print(json.dumps(measure(name, int(size), args.batch, args.steps, args.warmup, args.device, mode)),
+                  flush=True)
 
 
 if __name__ == "__main__":

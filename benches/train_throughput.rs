@@ -1,5 +1,6 @@
-//! Training throughput of ablate's ResNets on the CPU: images per second of
-//! one Adam step (forward, backward, update) on seeded random inputs.
+//! Training and inference throughput of ablate's ResNets on the CPU: images
+//! per second of one Adam step (forward, backward, update) and of one
+//! eval-mode forward pass, on seeded random inputs.
 //!
 //! Run through `benches/train_throughput.sh`, which measures PyTorch's
 //! torchvision models with the same settings in the same run and prints the
@@ -7,7 +8,7 @@
 //! `--models resnet18@224,resnet10-w16@64`.
 
 use ablate::model::resnet::ResNetConfig;
-use ablate::train::throughput::training_images_per_second;
+use ablate::train::throughput::{inference_images_per_second, training_images_per_second};
 use candle_core::Device;
 
 struct Options {
@@ -52,27 +53,36 @@ fn parse_options() -> Options {
     options
 }
 
-fn measure(name: &str, size: usize, options: &Options) -> candle_core::Result<f64> {
-    let config = ResNetConfig::from_name(name, 2).expect("known model name");
-    training_images_per_second(
-        &config,
-        size,
-        options.batch,
-        options.warmup,
-        options.steps,
-        &Device::Cpu,
-    )
+fn main() -> candle_core::Result<()> {
+    // Measure as the CLI runs: on a worker of the rayon pool.
+    ablate::threads::on_pool_thread(run)
 }
 
-fn main() -> candle_core::Result<()> {
+fn run() -> candle_core::Result<()> {
     let options = parse_options();
     let threads = candle_core::utils::get_num_threads();
     for (name, size) in &options.models {
-        let images_per_s = measure(name, *size, &options)?;
-        println!(
-            "{{\"framework\": \"candle\", \"model\": \"{name}\", \"image_size\": {size}, \"batch\": {}, \"steps\": {}, \"threads\": {threads}, \"images_per_s\": {images_per_s}}}",
-            options.batch, options.steps
-        );
+        let config = ResNetConfig::from_name(name, 2).expect("known model name");
+        for (mode, measure) in [
+            ("train", training_images_per_second as Measure),
+            ("inference", inference_images_per_second),
+        ] {
+            let images_per_s = measure(
+                &config,
+                *size,
+                options.batch,
+                options.warmup,
+                options.steps,
+                &Device::Cpu,
+            )?;
+            println!(
+                "{{\"framework\": \"candle\", \"mode\": \"{mode}\", \"model\": \"{name}\", \"image_size\": {size}, \"batch\": {}, \"steps\": {}, \"threads\": {threads}, \"images_per_s\": {images_per_s}}}",
+                options.batch, options.steps
+            );
+        }
     }
     Ok(())
 }
+
+/// Signature shared by the training and inference measurements.
+type Measure = fn(&ResNetConfig, usize, usize, usize, usize, &Device) -> candle_core::Result<f64>;

@@ -14,7 +14,8 @@ pub enum DeviceError {
     /// CUDA was asked for but this binary has no CUDA support.
     #[error(
         "device `{0}` needs CUDA, but this ablate binary was built without it; rebuild with \
-         `cargo build --release --features cuda` on a machine with the CUDA toolkit"
+         `cargo build --release --features cuda` (CUDA toolkit installed) or \
+         `scripts/build-cuda.sh` (no toolkit needed)"
     )]
     NotCompiled(String),
     /// The GPU could not be opened.

@@ -20,4 +20,5 @@ pub mod runner;
 pub mod seed;
 pub mod slurm;
 pub mod stats;
+pub mod threads;
 pub mod train;

@@ -121,3 +121,48 @@ fn short_training_on_default_synthetic_data_reaches_auroc_090() {
     let auroc: f64 = test.split(',').nth(4).unwrap().parse().unwrap();
     assert!(auroc >= 0.90, "test AUROC {auroc} < 0.90:\n{metrics}");
 }
+
+#[test]
+fn speed_prints_one_json_line_per_mode_and_refuses_cuda_without_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [
+        "speed",
+        "--model",
+        "resnet10-w4",
+        "--image-size",
+        "16",
+        "--batch",
+        "2",
+        "--steps",
+        "1",
+        "--warmup",
+        "0",
+    ];
+    let output = run_ok(dir.path(), &args);
+    let lines: Vec<serde_json::Value> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("a JSON line"))
+        .collect();
+    let modes: Vec<&str> = lines.iter().map(|l| l["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["train", "inference"]);
+    for line in &lines {
+        let speed = line["images_per_s"].as_f64().unwrap();
+        assert!(speed.is_finite() && speed > 0.0, "{line}");
+        assert_eq!(line["model"], "resnet10-w4");
+    }
+    if cfg!(not(feature = "cuda")) {
+        let output = common::ablate()
+            .args(args)
+            .args(["--device", "cuda"])
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            stderr.contains("--device") && stderr.contains("features cuda"),
+            "{stderr}"
+        );
+    }
+}

@@ -11,6 +11,7 @@ mod progress;
 mod report;
 mod run;
 mod slurm;
+mod speed;
 mod status;
 mod synth;
 mod train;
@@ -59,6 +60,8 @@ enum Command {
     Slurm(slurm::SlurmArgs),
     /// Show which cells are done, running, queued, failed (with logs) or missing.
     Status(status::StatusArgs),
+    /// Measure training and inference images per second of a model on this machine.
+    Speed(speed::SpeedArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -73,7 +76,21 @@ pub fn main() -> i32 {
         eprintln!("error: {error:#}");
         return 2;
     }
-    let result = match &cli.command {
+    // Every command runs on a worker of the global pool, where the kernels'
+    // parallel loops start without a cross-thread hand-off.
+    let result = crate::threads::on_pool_thread(|| dispatch(&cli));
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            2
+        }
+    }
+}
+
+/// Runs the parsed command.
+fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
+    match &cli.command {
         Command::Synth(args) => synth::run(args, &cli.global).map(|()| 0),
         Command::Train(args) => train::run(args, &cli.global).map(|()| 0),
         Command::Pipeline(args) => pipeline::run(args, &cli.global).map(|()| 0),
@@ -83,13 +100,7 @@ pub fn main() -> i32 {
         Command::Report(args) => report::run(args, &cli.global),
         Command::Slurm(args) => slurm::run(args, &cli.global),
         Command::Status(args) => status::run(args, &cli.global),
-    };
-    match result {
-        Ok(code) => code,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            2
-        }
+        Command::Speed(args) => speed::run(args).map(|()| 0),
     }
 }
 
@@ -105,9 +116,14 @@ fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
     std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
     rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
+        .stack_size(WORKER_STACK_BYTES)
         .build_global()
         .map_err(|e| anyhow::anyhow!("could not start {threads} worker threads: {e}"))
 }
+
+/// Stack of each worker thread: commands run on a worker (see
+/// [`crate::threads`]), so it gets the main thread's usual 8 MiB.
+const WORKER_STACK_BYTES: usize = 8 << 20;
 
 /// The thread count asked for, or all cores.
 fn thread_count(threads: Option<usize>) -> usize {

@@ -183,13 +183,14 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
 }
 
 /// Rough wall time of the plan's remaining trainings: a measured training
-/// speed per (model, image size, batch), times the images each training
+/// speed per (model, image size, batch, device), times the images each training
 /// visits (evaluation counted at a third of a training step's cost).
 fn estimate_seconds(plan: &Plan) -> Result<f64> {
     use crate::model::resnet::ResNetConfig;
     use crate::train::throughput::training_images_per_second;
     let store = plan.store();
-    let mut speeds: std::collections::HashMap<(String, u32, usize), f64> = Default::default();
+    let mut speeds: std::collections::HashMap<(String, u32, usize, String), f64> =
+        Default::default();
     let mut seen = BTreeSet::new();
     let mut total = 0.0;
     for cell in &plan.cells {
@@ -198,6 +199,7 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
             c.model.name.clone(),
             c.data.image_size,
             c.training.batch_size,
+            c.device.clone(),
         );
         let speed = match speeds.get(&key) {
             Some(&speed) => speed,
@@ -209,7 +211,7 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
                     c.training.batch_size,
                     1,
                     2,
-                    &candle_core::Device::Cpu,
+                    &crate::device::open_device(&c.device)?,
                 )?;
                 speeds.insert(key, speed);
                 speed

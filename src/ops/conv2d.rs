@@ -9,12 +9,14 @@
 //! from the GEMM (over candle's threads) and from rayon over the rows of
 //! im2col and the planes of col2im.
 
+use super::conv2d_portable;
 use super::cpu::dense_f32;
 use super::gemm::{matmul, Mat, MatMut};
 use super::geometry::ConvGeometry;
 use super::im2col::{batch_to_blocks, blocks_to_batch, col2im, im2col};
 use super::scratch::with_scratch;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// Output pixels per GEMM for the forward and input-gradient products.
 const TARGET_COLS: usize = 2048;
@@ -28,14 +30,18 @@ const WEIGHT_GRAD_TARGET_COLS: usize = 4096;
 /// Same result and gradients as `input.conv2d(weight, padding, stride, 1, 1)`
 /// (note the argument order: stride before padding, as in PyTorch's layer
 /// constructors). On the CPU with f32 operands it runs the im2col/GEMM custom
-/// op with its own backward pass; on other devices or dtypes it calls
-/// candle's `Tensor::conv2d`. Unlike candle 0.11.1's conv2d backward, the
-/// fast path also differentiates strided convolutions of non-square inputs
-/// whose height and width leave different remainders.
+/// op with its own backward pass; on CUDA, candle's forward convolution with
+/// GEMM-based gradients from [`super::conv2d_portable`]; elsewhere candle's
+/// `Tensor::conv2d`. Unlike candle 0.11.1's conv2d backward, both also
+/// differentiate strided convolutions of non-square inputs whose height and
+/// width leave different remainders.
 pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) -> Result<Tensor> {
-    let fast =
+    let cpu_f32 =
         input.device().is_cpu() && input.dtype() == DType::F32 && weight.dtype() == DType::F32;
-    if !fast {
+    if !cpu_f32 {
+        if input.device().is_cuda() && conv2d_portable::supports(input.dtype()) {
+            return conv2d_portable::conv2d_portable(input, weight, stride, padding);
+        }
         return input.conv2d(weight, padding, stride, 1, 1);
     }
     // Validate here so a shape error names the user's shapes, not an op's.
@@ -270,15 +276,22 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// Weight gradient: the sum over chunks of `grad x im2col(x)^T`.
+/// Weight gradient: `grad x im2col(x)^T` per chunk, summed over chunks.
+///
+/// Both factors are contiguous along the reduction (pixel) axis, which the
+/// GEMM packs slowly (one strided stream per row of a wide AVX-512 panel).
+/// So the gradient block is transposed into pixel-major order first (it is
+/// the smaller factor), the product is formed as `dW^T = im2col(x) x grad^T`
+/// with every operand in the layout the GEMM streams, and `dW^T` is
+/// transposed once at the end.
 fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(WEIGHT_GRAD_TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
     let col_len = buffer_len(g, pl, per_chunk, !direct);
-    let dy_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
-    let mut dw = vec![0.0f32; g.k * pl];
-    with_scratch(col_len, dy_len, |col, dy_buf| {
+    let dy_len = buffer_len(g, g.k, per_chunk, true);
+    let mut dw_t = vec![0.0f32; pl * g.k];
+    with_scratch(col_len, dy_len, |col, dy_t| {
         for (i, (n0, nb)) in chunks(g.n, per_chunk).enumerate() {
             let cols = nb * p;
             let col_mat = if direct {
@@ -287,103 +300,54 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
                 im2col(g, x, n0, nb, &mut col[..pl * cols]);
                 Mat::dense(col, pl, cols)
             };
-            let grad = grad_blocks(g, dy, n0, nb, dy_buf);
-            matmul(MatMut::dense(&mut dw, g.k, pl), grad, col_mat.t(), i > 0);
+            let dy_t = &mut dy_t[..cols * g.k];
+            pixels_major(&dy[n0 * g.k * p..][..nb * g.k * p], g.k, p, dy_t);
+            matmul(
+                MatMut::dense(&mut dw_t, pl, g.k),
+                col_mat,
+                Mat::dense(dy_t, cols, g.k),
+                i > 0,
+            );
         }
     });
+    let mut dw = vec![0.0f32; g.k * pl];
+    for (r, row) in dw_t.chunks_exact(g.k).enumerate() {
+        for (k, &value) in row.iter().enumerate() {
+            dw[k * pl + r] = value;
+        }
+    }
     dw
+}
+
+/// Rewrites `nb` images of `channels x p` values (NCHW order) as one
+/// `nb * p x channels` matrix: row `b * p + pixel` holds that pixel's
+/// channels.
+fn pixels_major(src: &[f32], channels: usize, p: usize, dst: &mut [f32]) {
+    /// Pixels per tile: a tile's reads and writes both stay in L1.
+    const TILE: usize = 64;
+    debug_assert_eq!(src.len(), dst.len());
+    dst.par_chunks_mut(TILE * channels)
+        .enumerate()
+        .for_each(|(tile, out)| {
+            let first = tile * TILE;
+            for (row, out_row) in out.chunks_exact_mut(channels).enumerate() {
+                let (b, pixel) = ((first + row) / p, (first + row) % p);
+                let image = &src[b * channels * p..][..channels * p];
+                for (c, value) in out_row.iter_mut().enumerate() {
+                    *value = image[c * p + pixel];
+                }
+            }
+        });
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::testing::{finite_diff_error, max_abs, max_abs_diff, seeded};
+    use crate::ops::testing::{
+        close, conv_operands as operands, finite_diff_error, max_abs_diff, run_conv as run, seeded,
+        ConvCase as Case, CONV_CASES as CASES,
+    };
     use candle_core::{Device, Var};
-
-    /// One test convolution: input `[n, c, h, w]`, weight `[k, c, kh, kw]`.
-    #[derive(Debug, Clone, Copy)]
-    struct Case {
-        n: usize,
-        c: usize,
-        h: usize,
-        w: usize,
-        k: usize,
-        kh: usize,
-        kw: usize,
-        stride: usize,
-        padding: usize,
-    }
-
-    const fn case(
-        n: usize,
-        c: usize,
-        hw: (usize, usize),
-        k: usize,
-        kernel: usize,
-        stride: usize,
-        padding: usize,
-    ) -> Case {
-        Case {
-            n,
-            c,
-            h: hw.0,
-            w: hw.1,
-            k,
-            kh: kernel,
-            kw: kernel,
-            stride,
-            padding,
-        }
-    }
-
-    const CASES: &[Case] = &[
-        case(1, 3, (9, 12), 5, 3, 1, 1),  // non-square, stride 1, batch 1
-        case(3, 5, (9, 11), 7, 3, 2, 1),  // stride 2, batch 3, odd channels
-        case(3, 5, (9, 12), 7, 3, 2, 1),  // stride 2, height and width of different parity
-        case(1, 3, (9, 12), 4, 3, 1, 0),  // no padding
-        case(3, 3, (7, 5), 2, 3, 1, 3),   // padding wider than the kernel reach
-        case(3, 3, (11, 10), 5, 7, 2, 3), // ResNet stem kernel
-        case(2, 3, (12, 10), 4, 7, 2, 3), // ResNet stem kernel, even sizes
-        case(1, 3, (6, 6), 2, 7, 1, 3),   // 7x7 kernel over a smaller image
-        case(3, 5, (8, 6), 7, 1, 1, 0),   // pointwise, images stacked in one GEMM
-        case(1, 5, (8, 6), 7, 1, 1, 0),   // pointwise, direct GEMM on the input
-        case(3, 4, (9, 9), 3, 1, 2, 0),   // 1x1 stride-2 downsample
-        case(5, 2, (28, 30), 3, 3, 1, 1), // chunks of 3 + 2 images
-        case(2, 3, (46, 46), 2, 1, 1, 0), // pointwise, one image per GEMM
-        case(2, 2, (48, 50), 3, 3, 2, 1), // larger image, stride 2
-    ];
-
-    struct Outcome {
-        y: Tensor,
-        grad_x: Tensor,
-        grad_w: Tensor,
-    }
-
-    fn run(
-        f: impl Fn(&Tensor, &Tensor) -> Result<Tensor>,
-        x: &Tensor,
-        w: &Tensor,
-        r: &Tensor,
-    ) -> Outcome {
-        let (xv, wv) = (Var::from_tensor(x).unwrap(), Var::from_tensor(w).unwrap());
-        let y = f(xv.as_tensor(), wv.as_tensor()).unwrap();
-        let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
-        let grad_x = grads.get(xv.as_tensor()).expect("input gradient").clone();
-        let grad_w = grads.get(wv.as_tensor()).expect("weight gradient").clone();
-        Outcome { y, grad_x, grad_w }
-    }
-
-    fn operands(cs: &Case, seed: u64) -> (Tensor, Tensor, Tensor) {
-        let x = seeded(&[cs.n, cs.c, cs.h, cs.w], seed);
-        let w = seeded(&[cs.k, cs.c, cs.kh, cs.kw], seed + 1);
-        let g = ConvGeometry::new(x.dims(), w.dims(), cs.stride, cs.padding).unwrap();
-        (x, w, seeded(&g.out_dims(), seed + 2))
-    }
-
-    /// Relative error bound for sums of a few hundred products of O(1) terms.
-    fn close(diff: f32, reference: &Tensor) -> bool {
-        diff <= 2e-5 * (1.0 + max_abs(reference))
-    }
 
     /// Whether candle 0.11.1's conv2d backward handles the case: it derives
     /// the transposed convolution's output padding from the height alone, so

@@ -13,12 +13,14 @@
 //! The entry points are drop-in replacements: [`conv2d`] matches
 //! `x.conv2d(&w, padding, stride, 1, 1)`, [`batch_norm_train`] the textbook
 //! batch-norm formula, [`batch_norm_relu_train`] that formula followed by
-//! `relu`, and [`relu`] `x.relu()`. On devices other than the CPU, and for
-//! dtypes other than f32, they fall back to candle's own ops so the same model
-//! code runs everywhere.
+//! `relu`, and [`relu`] `x.relu()`. On CUDA the convolution keeps candle's
+//! forward pass but computes its gradients as GEMMs (see `conv2d_portable`);
+//! elsewhere, and for dtypes other than f32, the ops fall back to candle's
+//! own so the same model code runs everywhere.
 
 mod batch_norm;
 mod conv2d;
+mod conv2d_portable;
 mod cpu;
 mod gemm;
 mod geometry;

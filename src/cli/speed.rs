@@ -1,0 +1,94 @@
+//! `ablate speed`: training and inference images per second of one model on
+//! this machine, on seeded random input, as one JSON line per measurement
+//! (what the benchmark scripts compare against PyTorch).
+
+use crate::model::resnet::ResNetConfig;
+use crate::train::throughput::{inference_images_per_second, training_images_per_second};
+use anyhow::{Context, Result};
+
+/// Arguments of `ablate speed`.
+#[derive(Debug, clap::Args)]
+pub struct SpeedArgs {
+    /// Model architecture: resnet18, resnet34, or a variant such as resnet10-w16.
+    #[arg(long, default_value = "resnet18")]
+    model: String,
+    /// Side of the square input in pixels.
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Images per step.
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Measured steps.
+    #[arg(long, default_value_t = 10)]
+    steps: usize,
+    /// Unmeasured steps before the clock starts.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Device: cpu, cuda or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+    /// What to measure.
+    #[arg(long, value_enum, default_value_t = Mode::Both)]
+    mode: Mode,
+}
+
+/// Which passes `ablate speed` times.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Full Adam training steps.
+    Train,
+    /// Eval-mode forward passes.
+    Inference,
+    /// Both, training first.
+    Both,
+}
+
+/// Measures and prints one JSON line per mode.
+pub fn run(args: &SpeedArgs) -> Result<()> {
+    let model = ResNetConfig::from_name(&args.model, 2).context("--model")?;
+    let device = crate::device::open_device(&args.device).context("--device")?;
+    let threads = candle_core::utils::get_num_threads();
+    let modes: &[Mode] = match args.mode {
+        Mode::Both => &[Mode::Train, Mode::Inference],
+        Mode::Train => &[Mode::Train],
+        Mode::Inference => &[Mode::Inference],
+    };
+    for &mode in modes {
+        let measure = match mode {
+            Mode::Inference => inference_images_per_second,
+            _ => training_images_per_second,
+        };
+        let images_per_s = measure(
+            &model,
+            args.image_size,
+            args.batch,
+            args.warmup,
+            args.steps,
+            &device,
+        )
+        .with_context(|| format!("measuring {} speed of {}", mode.label(), args.model))?;
+        let line = serde_json::json!({
+            "framework": "ablate",
+            "mode": mode.label(),
+            "model": args.model,
+            "image_size": args.image_size,
+            "batch": args.batch,
+            "steps": args.steps,
+            "device": args.device,
+            "threads": threads,
+            "images_per_s": images_per_s,
+        });
+        println!("{line}");
+    }
+    Ok(())
+}
+
+impl Mode {
+    fn label(self) -> &'static str {
+        match self {
+            Mode::Train => "train",
+            Mode::Inference => "inference",
+            Mode::Both => "both",
+        }
+    }
+}
