@@ -403,7 +403,8 @@ fn bench_network(
 }
 
 fn main() -> Result<()> {
-    // Measure as the CLI runs: on a worker of the rayon pool.
+    // Measure as the CLI runs: same thread setup, work on a pool worker.
+    ablate::threads::configure(ablate::threads::all_cores()).expect("thread pool starts");
     ablate::threads::on_pool_thread(run)
 }
 

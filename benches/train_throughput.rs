@@ -54,7 +54,8 @@ fn parse_options() -> Options {
 }
 
 fn main() -> candle_core::Result<()> {
-    // Measure as the CLI runs: on a worker of the rayon pool.
+    // Measure as the CLI runs: same thread setup, work on a pool worker.
+    ablate::threads::configure(ablate::threads::all_cores()).expect("thread pool starts");
     ablate::threads::on_pool_thread(run)
 }
 

@@ -104,32 +104,13 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     }
 }
 
-/// Sets the thread count for candle (which reads `RAYON_NUM_THREADS`) and
-/// for rayon's global pool, before either starts.
+/// Sets the thread counts (see [`crate::threads::configure`]) before any
+/// thread starts.
 fn configure_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if threads == Some(0) {
         anyhow::bail!("--threads must be at least 1");
     }
-    let threads = thread_count(threads);
-    // candle sizes its own thread use from this variable; it is set here,
-    // before this process starts any other thread.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
-    rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .stack_size(WORKER_STACK_BYTES)
-        .build_global()
+    let threads = threads.unwrap_or_else(crate::threads::all_cores);
+    crate::threads::configure(threads)
         .map_err(|e| anyhow::anyhow!("could not start {threads} worker threads: {e}"))
-}
-
-/// Stack of each worker thread: commands run on a worker (see
-/// [`crate::threads`]), so it gets the main thread's usual 8 MiB.
-const WORKER_STACK_BYTES: usize = 8 << 20;
-
-/// The thread count asked for, or all cores.
-fn thread_count(threads: Option<usize>) -> usize {
-    threads.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
 }

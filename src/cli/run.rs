@@ -65,7 +65,7 @@ fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Resu
 /// Runs every cell and reports what failed; exit code 1 when any cell failed.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone(), args.device.as_deref())?;
-    let threads = super::thread_count(global.threads);
+    let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let cells = args
         .cells
         .as_ref()

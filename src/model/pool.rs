@@ -14,6 +14,10 @@
 //! 3. turn the tap numbers into flat indices into the padded plane and
 //!    `gather` the values.
 //!
+//! On the CPU (f32) the same pooling runs as one custom op instead
+//! (`crate::ops::max_pool2d_cpu`): a single pass that keeps each window's
+//! argmax, and a backward pass that adds each output gradient to it.
+//!
 //! The forward value is an exact copy of the window maximum. The gradient
 //! flows only through `gather`, whose backward is a single `scatter_add`, so
 //! the backward pass costs one pass over the output instead of the many
@@ -43,6 +47,20 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
              (as in PyTorch), otherwise a window can lie entirely in the padding"
         );
     }
+    let (_, _, h, w) = x.dims4()?;
+    pooled_len(h, kernel, stride, padding)?;
+    pooled_len(w, kernel, stride, padding)?;
+    if x.device().is_cpu() && x.dtype() == candle_core::DType::F32 {
+        crate::ops::max_pool2d_cpu(x, kernel, stride, padding)
+    } else {
+        max_pool2d_composed(x, kernel, stride, padding)
+    }
+}
+
+/// [`max_pool2d`] composed of candle ops that all have gradients (steps 1 to
+/// 3 of the module docs), for every device and dtype; arguments already
+/// checked.
+fn max_pool2d_composed(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (ho, wo) = (
         pooled_len(h, kernel, stride, padding)?,
@@ -176,6 +194,10 @@ mod tests {
     use candle_core::{DType, Device, Var};
     use rand::Rng;
 
+    /// A pooling implementation under test: the dispatching entry point
+    /// (the CPU op for f32 on the CPU) or the composed-op version.
+    type PoolFn = fn(&Tensor, usize, usize, usize) -> Result<Tensor>;
+
     /// Deterministic test input with distinct values (no ties), mixing signs.
     fn input(n: usize, c: usize, h: usize, w: usize, seed: u64) -> Vec<f32> {
         let mut rng = crate::seed::stream(seed, "pool-test", &[]);
@@ -245,8 +267,7 @@ mod tests {
         (1, 1, 1, 1),
     ];
 
-    #[test]
-    fn forward_matches_naive_loop() -> Result<()> {
+    fn forward_matches_naive_loop_with(pool: PoolFn) -> Result<()> {
         for (k, s, p) in [
             (3, 2, 1),
             (2, 2, 0),
@@ -263,7 +284,7 @@ mod tests {
                 let x = input(n, c, h, w, seed as u64);
                 let expected = naive(&x, dims, k, s, p);
                 let t = Tensor::from_vec(x, dims, &Device::Cpu)?;
-                let y = max_pool2d(&t, k, s, p)?;
+                let y = pool(&t, k, s, p)?;
                 assert_eq!(y.dims(), &[n, c, expected.ho, expected.wo]);
                 let got = y.flatten_all()?.to_vec1::<f32>()?;
                 assert_eq!(got, expected.out, "k{k} s{s} p{p} {dims:?}");
@@ -273,7 +294,12 @@ mod tests {
     }
 
     #[test]
-    fn forward_equals_candle_max_pool_on_padded_input() -> Result<()> {
+    fn forward_matches_naive_loop() -> Result<()> {
+        forward_matches_naive_loop_with(max_pool2d)?;
+        forward_matches_naive_loop_with(max_pool2d_composed)
+    }
+
+    fn forward_equals_candle_max_pool_on_padded_input_with(pool: PoolFn) -> Result<()> {
         // candle's own max_pool2d (no padding argument) on an explicitly
         // -inf padded input is the reference the stem must reproduce.
         for (seed, &(n, c, h, w)) in SHAPES.iter().enumerate() {
@@ -284,7 +310,7 @@ mod tests {
             let xp = Tensor::cat(&[ninf((n, c, 1, w))?, x.clone(), ninf((n, c, 1, w))?], 2)?;
             let xp = Tensor::cat(&[ninf((n, c, h + 2, 1))?, xp, ninf((n, c, h + 2, 1))?], 3)?;
             let reference = xp.max_pool2d_with_stride(3, 2)?;
-            let ours = max_pool2d(&x, 3, 2, 1)?;
+            let ours = pool(&x, 3, 2, 1)?;
             assert_eq!(ours.dims(), reference.dims());
             let diff = (ours - reference)?.abs()?.flatten_all()?.max(0)?;
             assert_eq!(diff.to_scalar::<f32>()?, 0.0);
@@ -293,7 +319,12 @@ mod tests {
     }
 
     #[test]
-    fn gradient_routes_to_window_maximum() -> Result<()> {
+    fn forward_equals_candle_max_pool_on_padded_input() -> Result<()> {
+        forward_equals_candle_max_pool_on_padded_input_with(max_pool2d)?;
+        forward_equals_candle_max_pool_on_padded_input_with(max_pool2d_composed)
+    }
+
+    fn gradient_routes_to_window_maximum_with(pool: PoolFn) -> Result<()> {
         // loss = sum(pool(x) * g): d loss / d x[a] is the sum of g over the
         // outputs whose maximum is at a (windows overlap at stride 2, so one
         // input can collect several contributions).
@@ -315,7 +346,7 @@ mod tests {
 
                 let var = Var::from_vec(x, dims, &Device::Cpu)?;
                 let gt = Tensor::from_vec(g, (n, c, reference.ho, reference.wo), &Device::Cpu)?;
-                let loss = (max_pool2d(var.as_tensor(), k, s, p)? * gt)?.sum_all()?;
+                let loss = (pool(var.as_tensor(), k, s, p)? * gt)?.sum_all()?;
                 let grads = loss.backward()?;
                 let grad = grads
                     .get(var.as_tensor())
@@ -326,6 +357,12 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    #[test]
+    fn gradient_routes_to_window_maximum() -> Result<()> {
+        gradient_routes_to_window_maximum_with(max_pool2d)?;
+        gradient_routes_to_window_maximum_with(max_pool2d_composed)
     }
 
     #[test]
@@ -371,14 +408,13 @@ mod tests {
         Ok(())
     }
 
-    #[test]
-    fn ties_send_the_gradient_to_the_first_maximum() -> Result<()> {
+    fn ties_send_the_gradient_to_the_first_maximum_with(pool: PoolFn) -> Result<()> {
         // A constant 5x5 input: every window is one big tie. PyTorch routes
         // each output's gradient to the first real element of its window in
         // raster order: windows start at rows/columns -1, 1, 3 (padding
         // first), so the first real element is at rows/columns 0, 1, 3.
         let var = Var::ones((1, 1, 5, 5), DType::F32, &Device::Cpu)?;
-        let y = max_pool2d(var.as_tensor(), 3, 2, 1)?;
+        let y = pool(var.as_tensor(), 3, 2, 1)?;
         assert_eq!(y.dims(), &[1, 1, 3, 3]);
         assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 9]);
         let grads = y.sum_all()?.backward()?;
@@ -395,6 +431,12 @@ mod tests {
         }
         assert_eq!(grad, expected);
         Ok(())
+    }
+
+    #[test]
+    fn ties_send_the_gradient_to_the_first_maximum() -> Result<()> {
+        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d)?;
+        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d_composed)
     }
 
     #[test]

@@ -25,6 +25,7 @@ mod cpu;
 mod gemm;
 mod geometry;
 mod im2col;
+mod max_pool;
 mod relu;
 mod scratch;
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use batch_norm::{
 };
 pub use conv2d::conv2d;
 pub use geometry::ConvGeometry;
+pub(crate) use max_pool::max_pool2d_cpu;
 pub use relu::relu;
 
 /// Errors of the fast ops: shapes and layouts they cannot handle.

@@ -1,0 +1,152 @@
+//! Max pooling with padding (NCHW, f32, square window) as a CPU custom op:
+//! the forward pass finds each window's maximum and remembers where it was,
+//! the backward pass adds each output gradient to that one input element.
+//!
+//! One pass over the input and one over the output, against the pad /
+//! stack / argmax / gather / scatter chain that candle's generic ops need
+//! (see `crate::model::pool`), which the ResNet stem otherwise runs on every
+//! step.
+
+use super::cpu::dense_f32;
+use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+use std::sync::{Arc, Mutex};
+
+/// Max pooling of an `[n, c, h, w]` CPU f32 tensor with PyTorch's
+/// `nn.MaxPool2d(kernel, stride, padding)` semantics: padded positions never
+/// win, ties go to the first maximal element of the window in raster order,
+/// a NaN in a window is its maximum. The caller checks the arguments (see
+/// `crate::model::pool::max_pool2d`).
+pub(crate) fn max_pool2d_cpu(
+    x: &Tensor,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Result<Tensor> {
+    let (_, _, h, w) = x.dims4()?;
+    let window = Window {
+        kernel,
+        stride,
+        padding,
+        h,
+        w,
+        oh: (h + 2 * padding - kernel) / stride + 1,
+        ow: (w + 2 * padding - kernel) / stride + 1,
+    };
+    x.contiguous()?.apply_op1(MaxPool {
+        window,
+        argmax: Mutex::new(None),
+    })
+}
+
+/// Sizes of one pooling.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+}
+
+impl Window {
+    /// The input rows (or columns) of output `o`'s window along an axis of
+    /// length `len`, padding excluded.
+    fn span(&self, o: usize, len: usize) -> std::ops::Range<usize> {
+        let start = (o * self.stride) as isize - self.padding as isize;
+        let end = (start + self.kernel as isize).min(len as isize);
+        start.max(0) as usize..end.max(0) as usize
+    }
+}
+
+/// The forward op; it keeps each output's winning input index (within its
+/// plane) for the backward pass.
+struct MaxPool {
+    window: Window,
+    argmax: Mutex<Option<Arc<Vec<u32>>>>,
+}
+
+impl CustomOp1 for MaxPool {
+    fn name(&self) -> &'static str {
+        "ablate-max-pool2d"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let x = dense_f32(storage, layout, self.name(), "input")?;
+        let (n, c, _, _) = layout.shape().dims4()?;
+        let wd = self.window;
+        let (in_plane, out_plane) = (wd.h * wd.w, wd.oh * wd.ow);
+        let mut out = vec![0.0f32; n * c * out_plane];
+        let mut argmax = vec![0u32; n * c * out_plane];
+        out.par_chunks_mut(out_plane)
+            .zip(argmax.par_chunks_mut(out_plane))
+            .zip(x.par_chunks(in_plane))
+            .for_each(|((out, argmax), plane)| {
+                for i in 0..wd.oh {
+                    let rows = wd.span(i, wd.h);
+                    for j in 0..wd.ow {
+                        let cols = wd.span(j, wd.w);
+                        let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                        for r in rows.clone() {
+                            for q in cols.clone() {
+                                let v = plane[r * wd.w + q];
+                                if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
+                                    (best, at) = (v, r * wd.w + q);
+                                }
+                            }
+                        }
+                        out[i * wd.ow + j] = best;
+                        argmax[i * wd.ow + j] = at as u32;
+                    }
+                }
+            });
+        *self.argmax.lock().expect("argmax lock") = Some(Arc::new(argmax));
+        Ok((CpuStorage::F32(out), Shape::from((n, c, wd.oh, wd.ow))))
+    }
+
+    fn bwd(&self, input: &Tensor, _out: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
+        let argmax = self
+            .argmax
+            .lock()
+            .expect("argmax lock")
+            .clone()
+            .ok_or_else(|| candle_core::Error::Msg("max_pool2d: backward before forward".into()))?;
+        let op = MaxPoolBackward {
+            window: self.window,
+            argmax,
+            input: input.dims().to_vec(),
+        };
+        Ok(Some(grad.contiguous()?.apply_op1_no_bwd(&op)?))
+    }
+}
+
+/// The backward op: output gradient -> input gradient.
+struct MaxPoolBackward {
+    window: Window,
+    argmax: Arc<Vec<u32>>,
+    input: Vec<usize>,
+}
+
+impl CustomOp1 for MaxPoolBackward {
+    fn name(&self) -> &'static str {
+        "ablate-max-pool2d-grad"
+    }
+
+    fn cpu_fwd(&self, storage: &CpuStorage, layout: &Layout) -> Result<(CpuStorage, Shape)> {
+        let dy = dense_f32(storage, layout, self.name(), "grad")?;
+        let wd = self.window;
+        let (in_plane, out_plane) = (wd.h * wd.w, wd.oh * wd.ow);
+        let mut dx = vec![0.0f32; self.input.iter().product()];
+        dx.par_chunks_mut(in_plane)
+            .zip(dy.par_chunks(out_plane))
+            .zip(self.argmax.par_chunks(out_plane))
+            .for_each(|((dx, dy), argmax)| {
+                for (&g, &at) in dy.iter().zip(argmax) {
+                    dx[at as usize] += g;
+                }
+            });
+        Ok((CpuStorage::F32(dx), Shape::from(self.input.clone())))
+    }
+}
