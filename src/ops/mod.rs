@@ -29,7 +29,7 @@ mod max_pool;
 mod relu;
 mod scratch;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 
 pub use batch_norm::{
     batch_norm_eval, batch_norm_relu_eval, batch_norm_relu_train, batch_norm_train,

@@ -1,5 +1,6 @@
 //! Seeded training of classifiers.
 
+pub mod adam;
 pub mod checkpoint;
 pub mod config;
 pub mod evaluate;

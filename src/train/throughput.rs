@@ -5,8 +5,9 @@
 use crate::model::init::build_seeded;
 use crate::model::resnet::{trainable_vars, ResNetConfig};
 use crate::seed;
+use crate::train::adam::Adam;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use rand_distr::{Distribution, StandardNormal};
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ pub fn training_images_per_second(
         weight_decay: 0.0,
         ..ParamsAdamW::default()
     };
-    let mut optimizer = AdamW::new(trainable_vars(&varmap), params)?;
+    let mut optimizer = Adam::new(trainable_vars(&varmap), params)?;
     let images = random_images(batch, image_size, device)?;
     let labels = Tensor::new(
         (0..batch as u32).map(|i| i % 2).collect::<Vec<u32>>(),

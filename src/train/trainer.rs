@@ -4,6 +4,7 @@
 //! The loop reports progress through [`TrainEvent`]s and knows nothing about
 //! terminals or files.
 
+use super::adam::Adam;
 use super::config::TrainConfig;
 use super::evaluate::evaluate;
 use super::sampler::epoch_order;
@@ -16,7 +17,7 @@ use crate::model::pretrained::load_pretrained;
 use crate::model::resnet::{trainable_vars, ResNet, ResNetConfig};
 use crate::seed;
 use candle_core::{Device, Tensor};
-use candle_nn::{AdamW, Optimizer, ParamsAdamW, VarMap};
+use candle_nn::{Optimizer, ParamsAdamW, VarMap};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -147,7 +148,7 @@ pub fn train_model(
         load_pretrained(&varmap, path, true).map_err(|e| TrainError::Pretrained(e.to_string()))?;
     }
     let trainable = trainable_vars(&varmap);
-    let mut optimizer = AdamW::new(
+    let mut optimizer = Adam::new(
         trainable,
         ParamsAdamW {
             lr: config.lr,
