@@ -402,6 +402,10 @@ fn bench_network(
     Ok(())
 }
 
+/// The allocator the `ablate` binary uses (large tensors on huge pages).
+#[global_allocator]
+static ALLOCATOR: ablate::alloc::HugePageAllocator = ablate::alloc::HugePageAllocator;
+
 fn main() -> Result<()> {
     // Measure as the CLI runs: same thread setup, work on a pool worker.
     ablate::threads::configure(ablate::threads::all_cores()).expect("thread pool starts");

@@ -53,6 +53,10 @@ fn parse_options() -> Options {
     options
 }
 
+/// The allocator the `ablate` binary uses (large tensors on huge pages).
+#[global_allocator]
+static ALLOCATOR: ablate::alloc::HugePageAllocator = ablate::alloc::HugePageAllocator;
+
 fn main() -> candle_core::Result<()> {
     // Measure as the CLI runs: same thread setup, work on a pool worker.
     ablate::threads::configure(ablate::threads::all_cores()).expect("thread pool starts");

@@ -4,6 +4,7 @@
 //! classification in histopathology: weak model, false-positive query, hard
 //! negative mining in a weakly labeled pool, strong model.
 
+pub mod alloc;
 pub mod cli;
 pub mod data;
 pub mod device;

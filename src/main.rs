@@ -1,5 +1,9 @@
 //! The `ablate` command line: parses arguments and maps the outcome to an exit code.
 
+/// Large tensors on transparent huge pages (see `ablate::alloc`).
+#[global_allocator]
+static ALLOCATOR: ablate::alloc::HugePageAllocator = ablate::alloc::HugePageAllocator;
+
 fn main() {
     std::process::exit(ablate::cli::main());
 }
