@@ -17,7 +17,7 @@
 # metrics of one cell trained on the CPU and twice on the GPU, with their
 # largest differences. Everything also goes to reports/gpu-check/.
 #
-# Environment: STEPS (training steps measured, default 30), DEVICE (default
+# Environment: STEPS (steps measured per mode, default 100), DEVICE (default
 # cuda; `DEVICE=cpu` rehearses the whole script on a machine without a GPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,7 @@ cd "$(dirname "$0")/.."
 ablate=$(realpath "${1:-target/release/ablate}")
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
-steps=${STEPS:-30}
+steps=${STEPS:-100}
 out=reports/gpu-check
 mkdir -p "$out"
 exec > >(tee "$out/gpu_check.log") 2>&1
@@ -63,11 +63,11 @@ section "training and inference throughput: resnet18, 224 px, batch 32, fp32"
 "$ablate" --quiet speed --model resnet18 --image-size 224 --batch 32 \
   --steps "$steps" --warmup 5 --device "$device" | tee "$out/ablate_speed.jsonl"
 "$python" benches/pytorch_reference.py --models resnet18@224 --batch 32 \
-  --steps "$steps" --warmup 5 --device "$device" --modes train,inference | tee "$out/pytorch_speed.jsonl"
+  --steps "$steps" --seconds 0 --warmup 5 --device "$device" --modes train,inference | tee "$out/pytorch_speed.jsonl"
 "$python" benches/compare_throughput.py "$out/ablate_speed.jsonl" "$out/pytorch_speed.jsonl"
 echo "(PyTorch with its default TF32 convolutions, for reference:)"
 "$python" benches/pytorch_reference.py --models resnet18@224 --batch 32 \
-  --steps "$steps" --warmup 5 --device "$device" --modes train --tf32
+  --steps "$steps" --seconds 0 --warmup 5 --device "$device" --modes train --tf32
 
 section "ablate run experiments/gpu-smoke.toml"
 started=$(date +%s)

@@ -10,6 +10,7 @@ Usage: python3 benches/pytorch_reference.py [--threads N] [--steps N] [--models 
                                            [--device cpu|cuda] [--modes train,inference] [--tf32]
 """
 import argparse
+import math
 import json
 import time
 
@@ -47,8 +48,14 @@ def build(name: str) -> nn.Module:
     return model
 
 
-def measure(name: str, size: int, batch: int, steps: int, warmup: int, device: str, mode: str) -> dict:
-    """Images per second of Adam training steps or eval-mode forward passes."""
+def measure(name: str, size: int, batch: int, steps: int, warmup: int, device: str, mode: str,
+            seconds: float = 0.0) -> dict:
+    """Images per second of Adam training steps or eval-mode forward passes;
+    with `seconds`, a one-step probe first raises `steps` so that the
+    measurement takes about that long."""
+    if seconds > 0:
+        probe = measure(name, size, batch, 1, 1, device, mode)["images_per_s"]
+        steps = max(steps, math.ceil(seconds * probe / batch))
     torch.manual_seed(0)
     model = build(name).to(device)
     images = torch.randn(batch, 3, size, size, device=device)
@@ -81,17 +88,19 @@ def measure(name: str, size: int, batch: int, steps: int, warmup: int, device: s
     for _ in range(steps):
         step()
     synchronize()
-    seconds = time.perf_counter() - started
+    elapsed = time.perf_counter() - started
     return {"framework": "pytorch", "mode": mode, "model": name, "image_size": size, "batch": batch,
             "steps": steps, "device": device, "threads": torch.get_num_threads(),
             "tf32": device.startswith("cuda") and torch.backends.cudnn.allow_tf32,
-            "images_per_s": batch * steps / seconds, "torch": torch.__version__}
+            "images_per_s": batch * steps / elapsed, "torch": torch.__version__}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=4.0,
+                        help="measure at least this long (more steps than --steps if needed)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--models", default="resnet18@224,resnet10-w16@64")
@@ -109,7 +118,7 @@ def main() -> None:
     for spec in args.models.split(","):
         name, _, size = spec.partition("@")
         for mode in args.modes.split(","):
-            print(json.dumps(measure(name, int(size), args.batch, args.steps, args.warmup, args.device, mode)),
+            print(json.dumps(measure(name, int(size), args.batch, args.steps, args.warmup, args.device, mode, args.seconds)),
                   flush=True)
 
 

@@ -4,7 +4,9 @@
 //!
 //! Run through `benches/train_throughput.sh`, which measures PyTorch's
 //! torchvision models with the same settings in the same run and prints the
-//! ratio. Arguments (after `--`): `--steps N`, `--warmup N`, `--batch N`,
+//! ratio. Arguments (after `--`): `--steps N` (at least N measured steps),
+//! `--seconds S` (more steps if needed to measure about S seconds, default
+//! 4), `--warmup N`, `--batch N`,
 //! `--models resnet18@224,resnet10-w16@64`.
 
 use ablate::model::resnet::ResNetConfig;
@@ -13,6 +15,7 @@ use candle_core::Device;
 
 struct Options {
     steps: usize,
+    seconds: f64,
     warmup: usize,
     batch: usize,
     models: Vec<(String, usize)>,
@@ -21,6 +24,7 @@ struct Options {
 fn parse_options() -> Options {
     let mut options = Options {
         steps: 5,
+        seconds: 4.0,
         warmup: 2,
         batch: 32,
         models: vec![("resnet18".into(), 224), ("resnet10-w16".into(), 64)],
@@ -31,6 +35,7 @@ fn parse_options() -> Options {
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--steps" => options.steps = value.parse().expect("--steps takes a number"),
+            "--seconds" => options.seconds = value.parse().expect("--seconds takes a number"),
             "--warmup" => options.warmup = value.parse().expect("--warmup takes a number"),
             "--batch" => options.batch = value.parse().expect("--batch takes a number"),
             "--models" => {
@@ -72,17 +77,22 @@ fn run() -> candle_core::Result<()> {
             ("train", training_images_per_second as Measure),
             ("inference", inference_images_per_second),
         ] {
+            // A one-step probe sizes the run to about `--seconds`.
+            let probe = measure(&config, *size, options.batch, 1, 1, &Device::Cpu)?;
+            let steps = options
+                .steps
+                .max((options.seconds * probe / options.batch as f64).ceil() as usize);
             let images_per_s = measure(
                 &config,
                 *size,
                 options.batch,
                 options.warmup,
-                options.steps,
+                steps,
                 &Device::Cpu,
             )?;
             println!(
-                "{{\"framework\": \"candle\", \"mode\": \"{mode}\", \"model\": \"{name}\", \"image_size\": {size}, \"batch\": {}, \"steps\": {}, \"threads\": {threads}, \"images_per_s\": {images_per_s}}}",
-                options.batch, options.steps
+                "{{\"framework\": \"candle\", \"mode\": \"{mode}\", \"model\": \"{name}\", \"image_size\": {size}, \"batch\": {}, \"steps\": {steps}, \"threads\": {threads}, \"images_per_s\": {images_per_s}}}",
+                options.batch
             );
         }
     }
