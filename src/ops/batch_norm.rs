@@ -11,7 +11,7 @@
 //! candle's equivalent op chain materializes every intermediate tensor in
 //! both directions.
 
-use super::cpu::dense_f32;
+use super::cpu::{dense_f32, output_buffer};
 use super::OpsError;
 use candle_core::{
     CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
@@ -351,7 +351,7 @@ impl CustomOp3 for BnNormalize {
         let gamma = dense_f32(s2, l2, self.name(), "gamma")?;
         let beta = dense_f32(s3, l3, self.name(), "beta")?;
         let affine = self.affine(gamma, beta);
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = output_buffer(x.len());
         y.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()
@@ -560,7 +560,7 @@ impl CustomOp2 for BnGradInput {
         let sh = self.shape;
         let dy = dense_f32(s1, l1, self.name(), "grad")?;
         let x = dense_f32(s2, l2, self.name(), "input")?;
-        let mut dx = vec![0.0f32; x.len()];
+        let mut dx = output_buffer(x.len());
         dx.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()

@@ -10,7 +10,7 @@
 //! im2col and the planes of col2im.
 
 use super::conv2d_portable;
-use super::cpu::dense_f32;
+use super::cpu::{dense_f32, output_buffer};
 use super::gemm::{matmul, Mat, MatMut};
 use super::geometry::ConvGeometry;
 use super::im2col::{batch_to_blocks, blocks_to_batch, col2im, im2col};
@@ -209,7 +209,8 @@ fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
     let col_len = buffer_len(g, pl, per_chunk, !direct);
     let stacked_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight = Mat::dense(w, g.k, pl);
-    let mut out = vec![0.0f32; g.n * g.k * p];
+    // Every chunk's GEMM (or its stacking) writes its whole slice.
+    let mut out = output_buffer(g.n * g.k * p);
     with_scratch(col_len, stacked_len, |col, stacked| {
         for (n0, nb) in chunks(g.n, per_chunk) {
             let cols = nb * p;
@@ -259,7 +260,8 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let dcol_len = buffer_len(g, pl, per_chunk, !direct);
     let dy_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight_t = Mat::dense(w, g.k, pl).t();
-    let mut dx = vec![0.0f32; g.n * chw];
+    // The GEMM (pointwise) or col2im writes every image plane whole.
+    let mut dx = output_buffer(g.n * chw);
     with_scratch(dcol_len, dy_len, |dcol, dy_buf| {
         for (n0, nb) in chunks(g.n, per_chunk) {
             let grad = grad_blocks(g, dy, n0, nb, dy_buf);
@@ -286,11 +288,15 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
 /// transposed once at the end.
 fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
+    if g.n == 0 {
+        return vec![0.0; g.k * pl];
+    }
     let per_chunk = g.images_per_chunk(WEIGHT_GRAD_TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
     let col_len = buffer_len(g, pl, per_chunk, !direct);
     let dy_len = buffer_len(g, g.k, per_chunk, true);
-    let mut dw_t = vec![0.0f32; pl * g.k];
+    // The first chunk's GEMM overwrites it, later ones accumulate.
+    let mut dw_t = output_buffer(pl * g.k);
     with_scratch(col_len, dy_len, |col, dy_t| {
         for (i, (n0, nb)) in chunks(g.n, per_chunk).enumerate() {
             let cols = nb * p;
@@ -310,7 +316,7 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             );
         }
     });
-    let mut dw = vec![0.0f32; g.k * pl];
+    let mut dw = output_buffer(g.k * pl);
     for (r, row) in dw_t.chunks_exact(g.k).enumerate() {
         for (k, &value) in row.iter().enumerate() {
             dw[k * pl + r] = value;

@@ -7,7 +7,7 @@
 //! (see `crate::model::pool`), which the ResNet stem otherwise runs on every
 //! step.
 
-use super::cpu::dense_f32;
+use super::cpu::{dense_f32, output_buffer};
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -78,27 +78,32 @@ impl CustomOp1 for MaxPool {
         let (n, c, _, _) = layout.shape().dims4()?;
         let wd = self.window;
         let (in_plane, out_plane) = (wd.h * wd.w, wd.oh * wd.ow);
-        let mut out = vec![0.0f32; n * c * out_plane];
-        let mut argmax = vec![0u32; n * c * out_plane];
+        let mut out = output_buffer(n * c * out_plane);
+        let mut argmax = output_buffer(n * c * out_plane);
+        let rows: Vec<_> = (0..wd.oh).map(|i| wd.span(i, wd.h)).collect();
+        let cols: Vec<_> = (0..wd.ow).map(|j| wd.span(j, wd.w)).collect();
         out.par_chunks_mut(out_plane)
             .zip(argmax.par_chunks_mut(out_plane))
             .zip(x.par_chunks(in_plane))
             .for_each(|((out, argmax), plane)| {
-                for i in 0..wd.oh {
-                    let rows = wd.span(i, wd.h);
-                    for j in 0..wd.ow {
-                        let cols = wd.span(j, wd.w);
-                        let (mut best, mut at) = (f32::NEG_INFINITY, usize::MAX);
+                let outputs = out
+                    .chunks_exact_mut(wd.ow)
+                    .zip(argmax.chunks_exact_mut(wd.ow));
+                for ((out_row, argmax_row), rows) in outputs.zip(&rows) {
+                    for ((o, a), cols) in out_row.iter_mut().zip(argmax_row).zip(&cols) {
+                        // Windows are never empty: padding <= kernel / 2.
+                        let mut at = rows.start * wd.w + cols.start;
+                        let mut best = plane[at];
                         for r in rows.clone() {
-                            for q in cols.clone() {
-                                let v = plane[r * wd.w + q];
-                                if at == usize::MAX || v > best || (v.is_nan() && !best.is_nan()) {
-                                    (best, at) = (v, r * wd.w + q);
+                            let first = r * wd.w + cols.start;
+                            for (q, &v) in plane[first..r * wd.w + cols.end].iter().enumerate() {
+                                if v > best || (v.is_nan() && !best.is_nan()) {
+                                    (best, at) = (v, first + q);
                                 }
                             }
                         }
-                        out[i * wd.ow + j] = best;
-                        argmax[i * wd.ow + j] = at as u32;
+                        *o = best;
+                        *a = at as u32;
                     }
                 }
             });

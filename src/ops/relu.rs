@@ -5,7 +5,7 @@
 //! activation sizes that costs more than the ReLU itself many times over.
 //! Here the backward is one pass over the output gradient and the output.
 
-use super::cpu::dense_f32;
+use super::cpu::{dense_f32, output_buffer};
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -34,7 +34,7 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = dense_f32(s, l, self.name(), "input")?;
-        let mut y = vec![0.0f32; x.len()];
+        let mut y = output_buffer(x.len());
         y.par_chunks_mut(GRAIN)
             .zip(x.par_chunks(GRAIN))
             .for_each(|(out, src)| {
@@ -67,7 +67,7 @@ impl CustomOp2 for ReluGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let dy = dense_f32(s1, l1, self.name(), "grad")?;
         let y = dense_f32(s2, l2, self.name(), "output")?;
-        let mut dx = vec![0.0f32; dy.len()];
+        let mut dx = output_buffer(dy.len());
         dx.par_chunks_mut(GRAIN)
             .zip(dy.par_chunks(GRAIN).zip(y.par_chunks(GRAIN)))
             .for_each(|(out, (g, y))| {
