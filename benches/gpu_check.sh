@@ -2,7 +2,8 @@
 # GPU check: ablate's CUDA training against PyTorch on the same GPU, one small
 # GPU experiment, and one training cell on CPU and GPU side by side.
 #
-#   bash benches/gpu_check.sh [ABLATE_BINARY]       (default target/release/ablate)
+#   bash benches/gpu_check.sh [ABLATE_BINARY]       (default target/release/ablate;
+#                                                    a .gz binary is unpacked first)
 #
 # Runs on a GPU machine without cargo or internet: the binary is built
 # elsewhere with `scripts/build-cuda.sh` and copied over; python3 must have
@@ -29,6 +30,11 @@ steps=${STEPS:-100}
 out=reports/gpu-check
 mkdir -p "$out"
 exec > >(tee "$out/gpu_check.log") 2>&1
+if [[ "$ablate" == *.gz ]]; then
+  gunzip -c "$ablate" >"$out/ablate"
+  chmod +x "$out/ablate"
+  ablate=$(realpath "$out/ablate")
+fi
 section() { printf '\n== %s (%s)\n' "$1" "$(date +%T)"; }
 
 section "libraries"

@@ -2,7 +2,8 @@
 # Build ablate with candle's CUDA backend, also on a machine with no GPU and no
 # CUDA toolkit.
 #
-#   scripts/build-cuda.sh            release binary: target/release/ablate
+#   scripts/build-cuda.sh            release binary: target/release/ablate, and a
+#                                    stripped, gzipped copy in target/cuda-dist/
 #   scripts/build-cuda.sh check      type-check every target with `--features cuda`
 #
 # Where `nvcc` is on PATH (a CUDA toolkit is installed), it is used as is.
@@ -92,6 +93,11 @@ else
   echo "== cargo build --release --features cuda"
   cargo build --locked --release --features cuda
   echo "built $target_dir/release/ablate (CUDA, compute capability $CUDA_COMPUTE_CAP)"
+  # A stripped, compressed copy to send to a GPU machine (about 15 MB).
+  mkdir -p "$target_dir/cuda-dist"
+  strip -o "$target_dir/cuda-dist/ablate" "$target_dir/release/ablate"
+  gzip -f "$target_dir/cuda-dist/ablate"
+  echo "and $target_dir/cuda-dist/ablate.gz: copy it over; benches/gpu_check.sh takes it as is"
   echo "on the GPU machine, put the folder holding libcublas.so.13 / libcurand.so.10 /"
   echo "libcudart.so.13 (e.g. site-packages/nvidia/cu13/lib of a PyTorch install) on LD_LIBRARY_PATH"
 fi
