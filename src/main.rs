@@ -1,6 +1,6 @@
 //! The `ablate` command line: parses arguments and maps the outcome to an exit code.
 
-/// Large tensors on transparent huge pages (see `ablate::alloc`).
+/// Large tensors on transparent huge pages, reused from step to step (see `ablate::alloc`).
 #[global_allocator]
 static ALLOCATOR: ablate::alloc::HugePageAllocator = ablate::alloc::HugePageAllocator;
 
