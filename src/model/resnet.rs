@@ -213,7 +213,7 @@ impl BasicBlock {
             Some((conv, bn)) => bn.forward(&x.apply(conv)?, train, false)?,
             None => x.clone(),
         };
-        crate::ops::relu(&(y + shortcut)?)
+        crate::ops::add_relu(&y, &shortcut)
     }
 }
 

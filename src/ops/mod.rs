@@ -38,7 +38,7 @@ pub use batch_norm::{
 pub use conv2d::conv2d;
 pub use geometry::ConvGeometry;
 pub(crate) use max_pool::max_pool2d_cpu;
-pub use relu::relu;
+pub use relu::{add_relu, relu};
 
 /// Errors of the fast ops: shapes and layouts they cannot handle.
 #[derive(Debug, thiserror::Error)]

@@ -1,4 +1,5 @@
-//! ReLU as a custom op with a one-pass backward.
+//! ReLU, and the residual `relu(a + b)` of a ResNet block, as custom ops
+//! with one-pass backward passes.
 //!
 //! candle differentiates `relu` with a comparison against a zeros tensor, a
 //! cast and a product, each a full pass with a fresh tensor; at ResNet
@@ -22,6 +23,66 @@ pub fn relu(x: &Tensor) -> Result<Tensor> {
         return x.relu();
     }
     x.contiguous()?.apply_op1(Relu)
+}
+
+/// `relu(a + b)` in one pass: the end of a ResNet block (residual branch
+/// plus shortcut). Same values as `relu(&(a + b)?)` (the sum is rounded once
+/// either way) and the same gradient, `dy * (out > 0)`, for both operands.
+/// On devices other than the CPU or for dtypes other than f32 it is exactly
+/// that composition.
+pub fn add_relu(a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    if !a.device().is_cpu() || a.dtype() != DType::F32 || b.dtype() != DType::F32 {
+        return (a + b)?.relu();
+    }
+    if a.dims() != b.dims() {
+        return Err(candle_core::Error::ShapeMismatchBinaryOp {
+            lhs: a.shape().clone(),
+            rhs: b.shape().clone(),
+            op: "add_relu",
+        });
+    }
+    a.contiguous()?.apply_op2(&b.contiguous()?, AddRelu)
+}
+
+/// The forward op `(a, b) -> max(a + b, 0)`.
+struct AddRelu;
+
+impl CustomOp2 for AddRelu {
+    fn name(&self) -> &'static str {
+        "ablate-add-relu"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let a = dense_f32(s1, l1, self.name(), "lhs")?;
+        let b = dense_f32(s2, l2, self.name(), "rhs")?;
+        let mut y = output_buffer(a.len());
+        y.par_chunks_mut(GRAIN)
+            .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)))
+            .for_each(|(out, (a, b))| {
+                for ((o, &x), &z) in out.iter_mut().zip(a).zip(b) {
+                    let v = x + z;
+                    *o = if v < 0.0 { 0.0 } else { v };
+                }
+            });
+        Ok((CpuStorage::F32(y), l1.shape().clone()))
+    }
+
+    fn bwd(
+        &self,
+        _a: &Tensor,
+        _b: &Tensor,
+        y: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let g = grad.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?;
+        Ok((Some(g.clone()), Some(g)))
+    }
 }
 
 /// The forward op `x -> max(x, 0)`.
@@ -96,6 +157,22 @@ mod tests {
         let grads = (&y * &g).unwrap().sum_all().unwrap().backward().unwrap();
         let dx = grads.get(x.as_tensor()).unwrap().to_vec1::<f32>().unwrap();
         assert_eq!(&dx[..5], &[0.0, 0.0, 0.0, 4.0, 5.0]);
+    }
+
+    #[test]
+    fn add_relu_matches_the_composition_and_its_gradients() {
+        let (a, b) = (seeded(&[3, 5, 40, 41], 21), seeded(&[3, 5, 40, 41], 22));
+        let r = seeded(&[3, 5, 40, 41], 23);
+        let (av, bv) = (Var::from_tensor(&a).unwrap(), Var::from_tensor(&b).unwrap());
+        let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        let ours = add_relu(av.as_tensor(), bv.as_tensor()).unwrap();
+        let composed = relu(&(av.as_tensor() + bv.as_tensor()).unwrap()).unwrap();
+        assert_eq!(flat(&ours), flat(&composed));
+        let grads = (&ours * &r).unwrap().sum_all().unwrap().backward().unwrap();
+        let expected = (&r * composed.gt(0.0).unwrap().to_dtype(DType::F32).unwrap()).unwrap();
+        assert_eq!(flat(grads.get(av.as_tensor()).unwrap()), flat(&expected));
+        assert_eq!(flat(grads.get(bv.as_tensor()).unwrap()), flat(&expected));
+        assert!(add_relu(&a, &seeded(&[3, 5, 40, 40], 24)).is_err());
     }
 
     #[test]
