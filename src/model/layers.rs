@@ -43,6 +43,29 @@ impl Conv {
     }
 }
 
+/// `norm(conv(x))`, with ReLU when `relu`: in training mode the two layers
+/// in sequence; in inference mode on the CPU (f32) one fused op with the
+/// batch norm folded into the convolution's output pass (bit-identical
+/// values; the batch-norm parameters then get no gradient, as usual in
+/// inference mode).
+pub fn conv_norm(conv: &Conv, norm: &Norm, x: &Tensor, train: bool, relu: bool) -> Result<Tensor> {
+    if !train && x.device().is_cpu() {
+        let affine = ops::batch_norm_eval_affine(
+            &norm.weight,
+            &norm.bias,
+            norm.running_mean.as_tensor(),
+            norm.running_var.as_tensor(),
+            norm.eps,
+        )?;
+        if let Some(y) =
+            ops::conv2d_bn_eval(x, &conv.weight, conv.stride, conv.padding, affine, relu)?
+        {
+            return Ok(y);
+        }
+    }
+    norm.forward(&x.apply(conv)?, train, relu)
+}
+
 impl Module for Conv {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         ops::conv2d(x, &self.weight, self.stride, self.padding)

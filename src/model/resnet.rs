@@ -28,7 +28,7 @@
 //! input of exactly 0 (PyTorch does not). Pre-activations are BatchNorm
 //! outputs, so exact zeros practically never occur.
 
-use super::layers::{Conv, Norm};
+use super::layers::{conv_norm, Conv, Norm};
 use candle_core::{Result, Tensor, Var};
 use candle_nn::{Linear, Module, ModuleT, VarBuilder, VarMap};
 use serde::{Deserialize, Serialize};
@@ -207,10 +207,10 @@ impl BasicBlock {
     }
 
     fn forward_t(&self, x: &Tensor, train: bool) -> Result<Tensor> {
-        let y = self.bn1.forward(&x.apply(&self.conv1)?, train, true)?;
-        let y = self.bn2.forward(&y.apply(&self.conv2)?, train, false)?;
+        let y = conv_norm(&self.conv1, &self.bn1, x, train, true)?;
+        let y = conv_norm(&self.conv2, &self.bn2, &y, train, false)?;
         let shortcut = match &self.downsample {
-            Some((conv, bn)) => bn.forward(&x.apply(conv)?, train, false)?,
+            Some((conv, bn)) => conv_norm(conv, bn, x, train, false)?,
             None => x.clone(),
         };
         crate::ops::add_relu(&y, &shortcut)
@@ -290,7 +290,7 @@ impl ResNet {
     /// batch statistics and updates its running statistics.
     pub fn forward_features(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         check_input(x, train)?;
-        let mut x = self.bn1.forward(&x.apply(&self.conv1)?, train, true)?;
+        let mut x = conv_norm(&self.conv1, &self.bn1, x, train, true)?;
         x = pool::max_pool2d(&x, 3, 2, 1)?;
         for block in self.stages.iter().flatten() {
             x = block.forward_t(&x, train)?;

@@ -115,6 +115,29 @@ pub fn batch_norm_relu_eval(
     eval(x, [gamma, beta, running_mean, running_var], eps, true)
 }
 
+/// The per-channel `(scale, shift)` of inference-mode batch norm,
+/// `scale = gamma / sqrt(var + eps)`, `shift = beta - mean * scale`, computed
+/// exactly as [`batch_norm_eval`] computes them (for fusing it into the
+/// preceding convolution, [`super::conv2d_bn_eval`]).
+pub fn batch_norm_eval_affine(
+    gamma: &Tensor,
+    beta: &Tensor,
+    running_mean: &Tensor,
+    running_var: &Tensor,
+    eps: f64,
+) -> Result<Vec<(f32, f32)>> {
+    let [gamma, beta, mean, var] = [gamma, beta, running_mean, running_var]
+        .map(|t| t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()));
+    let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
+    Ok((0..gamma.len())
+        .map(|ch| {
+            let invstd = (1.0 / (var[ch] as f64 + eps).sqrt()) as f32;
+            let a = gamma[ch] * invstd;
+            (a, beta[ch] - mean[ch] * a)
+        })
+        .collect())
+}
+
 /// Inference-mode batch norm with parameters `[gamma, beta, mean, var]`.
 fn eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor> {
     let [gamma, beta, mean, var] = params;

@@ -51,6 +51,95 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) ->
         .apply_op2(&weight.contiguous()?, Conv2dForward { stride, padding })
 }
 
+/// `conv2d` followed by an inference-mode batch norm given as its per-channel
+/// `(scale, shift)` (see [`super::batch_norm_eval_affine`]) and optionally a
+/// ReLU, in one op: the affine map runs on each chunk of the convolution's
+/// output right after its GEMM instead of as a separate pass over a new
+/// tensor. Values are bit-identical to the three ops in sequence.
+///
+/// Gradients reach `input` and `weight` (the affine map and the ReLU mask
+/// are applied to the output gradient); the batch-norm parameters get none,
+/// as is usual for inference-mode batch norm. Returns `None` where the fused
+/// op does not run (not CPU f32): the caller then runs the ops one by one.
+pub fn conv2d_bn_eval(
+    input: &Tensor,
+    weight: &Tensor,
+    stride: usize,
+    padding: usize,
+    affine: Vec<(f32, f32)>,
+    relu: bool,
+) -> Result<Option<Tensor>> {
+    let cpu_f32 =
+        input.device().is_cpu() && input.dtype() == DType::F32 && weight.dtype() == DType::F32;
+    if !cpu_f32 {
+        return Ok(None);
+    }
+    let g = ConvGeometry::new(input.dims(), weight.dims(), stride, padding)?;
+    if affine.len() != g.k {
+        return Err(candle_core::Error::Msg(format!(
+            "conv2d_bn_eval: {} batch-norm channels for a convolution with {} outputs",
+            affine.len(),
+            g.k
+        )));
+    }
+    let op = Conv2dAffine {
+        stride,
+        padding,
+        epilogue: Epilogue { affine, relu },
+    };
+    input
+        .contiguous()?
+        .apply_op2(&weight.contiguous()?, op)
+        .map(Some)
+}
+
+/// The fused op (input, weight) -> epilogue(conv(input, weight)).
+struct Conv2dAffine {
+    stride: usize,
+    padding: usize,
+    epilogue: Epilogue,
+}
+
+impl CustomOp2 for Conv2dAffine {
+    fn name(&self) -> &'static str {
+        "ablate-conv2d-bn-eval"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = ConvGeometry::new(l1.dims(), l2.dims(), self.stride, self.padding)?;
+        let x = dense_f32(s1, l1, self.name(), "input")?;
+        let w = dense_f32(s2, l2, self.name(), "weight")?;
+        Ok((
+            CpuStorage::F32(forward(&g, x, w, Some(&self.epilogue))),
+            Shape::from(g.out_dims().to_vec()),
+        ))
+    }
+
+    fn bwd(
+        &self,
+        input: &Tensor,
+        weight: &Tensor,
+        out: &Tensor,
+        grad: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = if self.epilogue.relu {
+            (grad * out.gt(0.0)?.to_dtype(DType::F32)?)?
+        } else {
+            grad.clone()
+        };
+        let scale: Vec<f32> = self.epilogue.affine.iter().map(|&(a, _)| a).collect();
+        let scale = Tensor::from_vec(scale, (1, self.epilogue.affine.len(), 1, 1), grad.device())?;
+        let grad = grad.broadcast_mul(&scale)?;
+        conv_grads(self.stride, self.padding, input, weight, &grad)
+    }
+}
+
 /// The forward custom op (input, weight) -> output.
 struct Conv2dForward {
     stride: usize,
@@ -73,7 +162,7 @@ impl CustomOp2 for Conv2dForward {
         let x = dense_f32(s1, l1, self.name(), "input")?;
         let w = dense_f32(s2, l2, self.name(), "weight")?;
         Ok((
-            CpuStorage::F32(forward(&g, x, w)),
+            CpuStorage::F32(forward(&g, x, w, None)),
             Shape::from(g.out_dims().to_vec()),
         ))
     }
@@ -85,31 +174,42 @@ impl CustomOp2 for Conv2dForward {
         _out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
-        // The network's input image needs no gradient; skipping it saves the
-        // largest col2im of the whole backward pass.
-        let grad_input = if input.track_op() {
-            let op = Conv2dInputGrad {
-                stride: self.stride,
-                padding: self.padding,
-                input: input.dims().to_vec(),
-            };
-            Some(grad.apply_op2_no_bwd(weight, &op)?)
-        } else {
-            None
-        };
-        let grad_weight = if weight.track_op() {
-            let op = Conv2dWeightGrad {
-                stride: self.stride,
-                padding: self.padding,
-                weight: weight.dims().to_vec(),
-            };
-            Some(input.apply_op2_no_bwd(&grad, &op)?)
-        } else {
-            None
-        };
-        Ok((grad_input, grad_weight))
+        conv_grads(self.stride, self.padding, input, weight, grad)
     }
+}
+
+/// Gradients of input and weight from the output gradient `grad`.
+fn conv_grads(
+    stride: usize,
+    padding: usize,
+    input: &Tensor,
+    weight: &Tensor,
+    grad: &Tensor,
+) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    let grad = grad.contiguous()?;
+    // The network's input image needs no gradient; skipping it saves the
+    // largest col2im of the whole backward pass.
+    let grad_input = if input.track_op() {
+        let op = Conv2dInputGrad {
+            stride,
+            padding,
+            input: input.dims().to_vec(),
+        };
+        Some(grad.apply_op2_no_bwd(weight, &op)?)
+    } else {
+        None
+    };
+    let grad_weight = if weight.track_op() {
+        let op = Conv2dWeightGrad {
+            stride,
+            padding,
+            weight: weight.dims().to_vec(),
+        };
+        Some(input.apply_op2_no_bwd(&grad, &op)?)
+    } else {
+        None
+    };
+    Ok((grad_input, grad_weight))
 }
 
 /// The input-gradient op (grad of output, weight) -> grad of input.
@@ -202,7 +302,7 @@ fn buffer_len(g: &ConvGeometry, rows: usize, per_chunk: usize, needed: bool) -> 
 }
 
 /// Forward pass: `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
-fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
+fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
@@ -228,9 +328,35 @@ fn forward(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f32> {
                 matmul(MatMut::dense(stacked, g.k, cols), weight, col_mat, false);
                 blocks_to_batch(stacked, g.k, p, nb, out_chunk);
             }
+            if let Some(epilogue) = epilogue {
+                // While the chunk is still in cache.
+                epilogue.apply(out_chunk, g.k, p);
+            }
         }
     });
     out
+}
+
+/// A per-output-channel affine map, optionally followed by ReLU, applied to
+/// a convolution's output: an inference-mode batch norm folded into the
+/// convolution.
+struct Epilogue {
+    /// `(scale, shift)` per output channel.
+    affine: Vec<(f32, f32)>,
+    relu: bool,
+}
+
+impl Epilogue {
+    /// `out` holds whole images of `channels` planes of `p` pixels.
+    fn apply(&self, out: &mut [f32], channels: usize, p: usize) {
+        out.par_chunks_mut(p).enumerate().for_each(|(q, plane)| {
+            let (a, b) = self.affine[q % channels];
+            for v in plane.iter_mut() {
+                let y = a * *v + b;
+                *v = if self.relu && y < 0.0 { 0.0 } else { y };
+            }
+        });
+    }
 }
 
 /// The output gradient of images `n0..n0 + nb` as a `[k, nb * p]` matrix,
@@ -428,6 +554,45 @@ mod tests {
                 ex < 2e-3 && ew < 2e-3,
                 "{cs:?}: finite differences off by {ex} / {ew}"
             );
+        }
+    }
+
+    #[test]
+    fn batch_norm_folded_into_the_convolution_is_bit_identical() {
+        for (i, cs) in CASES.iter().enumerate() {
+            let (x, w, r) = operands(cs, 700 + 10 * i as u64);
+            let k = cs.k;
+            let gamma = seeded(&[k], 1);
+            let beta = seeded(&[k], 2);
+            let mean = seeded(&[k], 3);
+            let var = (seeded(&[k], 4).abs().unwrap() + 0.5).unwrap();
+            for relu in [false, true] {
+                let affine =
+                    crate::ops::batch_norm_eval_affine(&gamma, &beta, &mean, &var, 1e-5).unwrap();
+                let fused = |x: &Tensor, w: &Tensor| {
+                    conv2d_bn_eval(x, w, cs.stride, cs.padding, affine.clone(), relu)
+                        .map(|y| y.expect("CPU f32 runs fused"))
+                };
+                let separate = |x: &Tensor, w: &Tensor| {
+                    let y = conv2d(x, w, cs.stride, cs.padding)?;
+                    match relu {
+                        true => {
+                            crate::ops::batch_norm_relu_eval(&y, &gamma, &beta, &mean, &var, 1e-5)
+                        }
+                        false => crate::ops::batch_norm_eval(&y, &gamma, &beta, &mean, &var, 1e-5),
+                    }
+                };
+                let ours = run(fused, &x, &w, &r);
+                let theirs = run(separate, &x, &w, &r);
+                let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                assert_eq!(flat(&ours.y), flat(&theirs.y), "{cs:?} relu {relu}: values");
+                let dx = max_abs_diff(&ours.grad_x, &theirs.grad_x);
+                let dw = max_abs_diff(&ours.grad_w, &theirs.grad_w);
+                assert!(
+                    close(dx, &theirs.grad_x) && close(dw, &theirs.grad_w),
+                    "{cs:?} relu {relu}: gradients differ by {dx} / {dw}"
+                );
+            }
         }
     }
 

@@ -32,10 +32,10 @@ mod scratch;
 pub(crate) mod testing;
 
 pub use batch_norm::{
-    batch_norm_eval, batch_norm_relu_eval, batch_norm_relu_train, batch_norm_train,
-    running_stats_update,
+    batch_norm_eval, batch_norm_eval_affine, batch_norm_relu_eval, batch_norm_relu_train,
+    batch_norm_train, running_stats_update,
 };
-pub use conv2d::conv2d;
+pub use conv2d::{conv2d, conv2d_bn_eval};
 pub use geometry::ConvGeometry;
 pub(crate) use max_pool::max_pool2d_cpu;
 pub use relu::{add_relu, relu};
