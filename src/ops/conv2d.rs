@@ -46,9 +46,14 @@ pub fn conv2d(input: &Tensor, weight: &Tensor, stride: usize, padding: usize) ->
     }
     // Validate here so a shape error names the user's shapes, not an op's.
     ConvGeometry::new(input.dims(), weight.dims(), stride, padding)?;
-    input
-        .contiguous()?
-        .apply_op2(&weight.contiguous()?, Conv2dForward { stride, padding })
+    input.contiguous()?.apply_op2(
+        &weight.contiguous()?,
+        Conv2dForward {
+            stride,
+            padding,
+            epilogue: None,
+        },
+    )
 }
 
 /// `conv2d` followed by an inference-mode batch norm given as its per-channel
@@ -82,10 +87,10 @@ pub fn conv2d_bn_eval(
             g.k
         )));
     }
-    let op = Conv2dAffine {
+    let op = Conv2dForward {
         stride,
         padding,
-        epilogue: Epilogue { affine, relu },
+        epilogue: Some(Epilogue { affine, relu }),
     };
     input
         .contiguous()?
@@ -93,57 +98,12 @@ pub fn conv2d_bn_eval(
         .map(Some)
 }
 
-/// The fused op (input, weight) -> epilogue(conv(input, weight)).
-struct Conv2dAffine {
-    stride: usize,
-    padding: usize,
-    epilogue: Epilogue,
-}
-
-impl CustomOp2 for Conv2dAffine {
-    fn name(&self) -> &'static str {
-        "ablate-conv2d-bn-eval"
-    }
-
-    fn cpu_fwd(
-        &self,
-        s1: &CpuStorage,
-        l1: &Layout,
-        s2: &CpuStorage,
-        l2: &Layout,
-    ) -> Result<(CpuStorage, Shape)> {
-        let g = ConvGeometry::new(l1.dims(), l2.dims(), self.stride, self.padding)?;
-        let x = dense_f32(s1, l1, self.name(), "input")?;
-        let w = dense_f32(s2, l2, self.name(), "weight")?;
-        Ok((
-            CpuStorage::F32(forward(&g, x, w, Some(&self.epilogue))),
-            Shape::from(g.out_dims().to_vec()),
-        ))
-    }
-
-    fn bwd(
-        &self,
-        input: &Tensor,
-        weight: &Tensor,
-        out: &Tensor,
-        grad: &Tensor,
-    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = if self.epilogue.relu {
-            (grad * out.gt(0.0)?.to_dtype(DType::F32)?)?
-        } else {
-            grad.clone()
-        };
-        let scale: Vec<f32> = self.epilogue.affine.iter().map(|&(a, _)| a).collect();
-        let scale = Tensor::from_vec(scale, (1, self.epilogue.affine.len(), 1, 1), grad.device())?;
-        let grad = grad.broadcast_mul(&scale)?;
-        conv_grads(self.stride, self.padding, input, weight, &grad)
-    }
-}
-
-/// The forward custom op (input, weight) -> output.
+/// The forward custom op (input, weight) -> output, optionally followed by
+/// an inference-mode batch norm (and ReLU) on each output chunk.
 struct Conv2dForward {
     stride: usize,
     padding: usize,
+    epilogue: Option<Epilogue>,
 }
 
 impl CustomOp2 for Conv2dForward {
@@ -162,7 +122,7 @@ impl CustomOp2 for Conv2dForward {
         let x = dense_f32(s1, l1, self.name(), "input")?;
         let w = dense_f32(s2, l2, self.name(), "weight")?;
         Ok((
-            CpuStorage::F32(forward(&g, x, w, None)),
+            CpuStorage::F32(forward(&g, x, w, self.epilogue.as_ref())),
             Shape::from(g.out_dims().to_vec()),
         ))
     }
@@ -171,10 +131,27 @@ impl CustomOp2 for Conv2dForward {
         &self,
         input: &Tensor,
         weight: &Tensor,
-        _out: &Tensor,
+        out: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        conv_grads(self.stride, self.padding, input, weight, grad)
+        let Some(epilogue) = &self.epilogue else {
+            return conv_grads(self.stride, self.padding, input, weight, grad);
+        };
+        // Through the ReLU mask and the per-channel scale to the convolution.
+        let grad = if epilogue.relu {
+            (grad * out.gt(0.0)?.to_dtype(DType::F32)?)?
+        } else {
+            grad.clone()
+        };
+        let scale: Vec<f32> = epilogue.affine.iter().map(|&(a, _)| a).collect();
+        let scale = Tensor::from_vec(scale, (1, epilogue.affine.len(), 1, 1), grad.device())?;
+        conv_grads(
+            self.stride,
+            self.padding,
+            input,
+            weight,
+            &grad.broadcast_mul(&scale)?,
+        )
     }
 }
 
