@@ -68,11 +68,7 @@ fn train(
     let x = x.contiguous()?;
     let stats = x.apply_op1_no_bwd(&BnStats { shape })?;
     let (mean, var) = (stats.get(0)?, stats.get(1)?);
-    let invstd = var
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
+    let invstd = inverse_std(&var.to_vec1::<f32>()?, eps);
     let op = BnNormalize {
         shape,
         mean: mean.to_vec1()?,
@@ -129,13 +125,26 @@ pub fn batch_norm_eval_affine(
     let [gamma, beta, mean, var] = [gamma, beta, running_mean, running_var]
         .map(|t| t.to_dtype(DType::F32).and_then(|t| t.to_vec1::<f32>()));
     let (gamma, beta, mean, var) = (gamma?, beta?, mean?, var?);
-    Ok((0..gamma.len())
+    Ok(fold_affine(&gamma, &beta, &mean, &inverse_std(&var, eps)))
+}
+
+/// `1 / sqrt(var + eps)` per channel, in f64 then rounded once.
+fn inverse_std(var: &[f32], eps: f64) -> Vec<f32> {
+    var.iter()
+        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
+        .collect()
+}
+
+/// The per-channel `(a, b)` with `bn(x) = a * x + b`: `a = gamma * invstd`,
+/// `b = beta - mean * a`. Every batch-norm path (training, inference, the
+/// fold into a convolution) takes them from here, so they agree bit for bit.
+fn fold_affine(gamma: &[f32], beta: &[f32], mean: &[f32], invstd: &[f32]) -> Vec<(f32, f32)> {
+    (0..gamma.len())
         .map(|ch| {
-            let invstd = (1.0 / (var[ch] as f64 + eps).sqrt()) as f32;
-            let a = gamma[ch] * invstd;
+            let a = gamma[ch] * invstd[ch];
             (a, beta[ch] - mean[ch] * a)
         })
-        .collect())
+        .collect()
 }
 
 /// Inference-mode batch norm with parameters `[gamma, beta, mean, var]`.
@@ -155,11 +164,7 @@ fn eval(x: &Tensor, params: [&Tensor; 4], eps: f64, relu: bool) -> Result<Tensor
     if !fast {
         return generic_eval(x, params, eps, relu);
     }
-    let invstd = var
-        .to_vec1::<f32>()?
-        .iter()
-        .map(|&v| (1.0 / (v as f64 + eps).sqrt()) as f32)
-        .collect();
+    let invstd = inverse_std(&var.to_vec1::<f32>()?, eps);
     let op = BnNormalize {
         shape,
         mean: mean.to_vec1()?,
@@ -346,12 +351,7 @@ impl BnNormalize {
     /// both take them from here, so the backward pass recomputes exactly the
     /// forward's pre-activations when it rebuilds the ReLU mask.
     fn affine(&self, gamma: &[f32], beta: &[f32]) -> Vec<(f32, f32)> {
-        (0..self.shape.c)
-            .map(|ch| {
-                let a = gamma[ch] * self.invstd[ch];
-                (a, beta[ch] - self.mean[ch] * a)
-            })
-            .collect()
+        fold_affine(&gamma[..self.shape.c], beta, &self.mean, &self.invstd)
     }
 }
 

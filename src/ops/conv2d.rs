@@ -139,7 +139,7 @@ impl CustomOp2 for Conv2dForward {
         };
         // Through the ReLU mask and the per-channel scale to the convolution.
         let grad = if epilogue.relu {
-            (grad * out.gt(0.0)?.to_dtype(DType::F32)?)?
+            super::relu::relu_grad(grad, out)?
         } else {
             grad.clone()
         };

@@ -61,15 +61,14 @@ impl CustomOp2 for AddRelu {
     ) -> Result<(CpuStorage, Shape)> {
         let a = dense_f32(s1, l1, self.name(), "lhs")?;
         let b = dense_f32(s2, l2, self.name(), "rhs")?;
-        let mut y = output_buffer(a.len());
-        y.par_chunks_mut(GRAIN)
-            .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)))
-            .for_each(|(out, (a, b))| {
-                for ((o, &x), &z) in out.iter_mut().zip(a).zip(b) {
-                    let v = x + z;
-                    *o = if v < 0.0 { 0.0 } else { v };
-                }
-            });
+        let y = zip_map(a, b, |x, z| {
+            let v = x + z;
+            if v < 0.0 {
+                0.0
+            } else {
+                v
+            }
+        });
         Ok((CpuStorage::F32(y), l1.shape().clone()))
     }
 
@@ -80,7 +79,7 @@ impl CustomOp2 for AddRelu {
         y: &Tensor,
         grad: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let g = grad.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?;
+        let g = relu_grad(grad, y)?;
         Ok((Some(g.clone()), Some(g)))
     }
 }
@@ -107,8 +106,32 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(grad.contiguous()?.apply_op2_no_bwd(y, &ReluGrad)?))
+        relu_grad(grad, y).map(Some)
     }
+}
+
+/// `f(a[i], b[i])` for every element of two equally long slices, in
+/// parallel.
+fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = output_buffer(a.len());
+    out.par_chunks_mut(GRAIN)
+        .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)))
+        .for_each(|(out, (a, b))| {
+            for ((o, &x), &z) in out.iter_mut().zip(a).zip(b) {
+                *o = f(x, z);
+            }
+        });
+    out
+}
+
+/// The gradient through a ReLU whose output is `y`: `dy * (y > 0)`; on
+/// devices other than the CPU or for dtypes other than f32, candle's ops.
+pub(crate) fn relu_grad(dy: &Tensor, y: &Tensor) -> Result<Tensor> {
+    if !dy.device().is_cpu() || dy.dtype() != DType::F32 || y.dtype() != DType::F32 {
+        return dy * y.gt(0.0)?.to_dtype(dy.dtype())?;
+    }
+    dy.contiguous()?
+        .apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)
 }
 
 /// The backward op `(dy, y) -> dy * (y > 0)`.
@@ -128,14 +151,7 @@ impl CustomOp2 for ReluGrad {
     ) -> Result<(CpuStorage, Shape)> {
         let dy = dense_f32(s1, l1, self.name(), "grad")?;
         let y = dense_f32(s2, l2, self.name(), "output")?;
-        let mut dx = output_buffer(dy.len());
-        dx.par_chunks_mut(GRAIN)
-            .zip(dy.par_chunks(GRAIN).zip(y.par_chunks(GRAIN)))
-            .for_each(|(out, (g, y))| {
-                for ((o, &d), &v) in out.iter_mut().zip(g).zip(y) {
-                    *o = if v > 0.0 { d } else { 0.0 };
-                }
-            });
+        let dx = zip_map(dy, y, |d, v| if v > 0.0 { d } else { 0.0 });
         Ok((CpuStorage::F32(dx), l1.shape().clone()))
     }
 }
