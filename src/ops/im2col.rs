@@ -39,70 +39,177 @@ pub(crate) fn valid_range(
 
 /// Fills `col` (`patch_len x nb * out_pixels`, dense) with the im2col matrix
 /// of images `n0..n0 + nb` of the dense NCHW input `x`.
+///
+/// Strided convolutions first split each input plane into its stride
+/// phases (see [`PhasePlanes`]), so that every kernel tap reads a shifted
+/// window of one phase with unit stride: whole rows are copied instead of
+/// gathered one pixel at a time.
 pub(crate) fn im2col(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
-    let (p, hw, taps) = (g.out_pixels(), g.in_pixels(), g.kh * g.kw);
+    let (p, chw, taps) = (g.out_pixels(), g.c * g.in_pixels(), g.kh * g.kw);
     assert_eq!(col.len(), g.patch_len() * nb * p, "im2col: buffer size");
-    assert!(x.len() >= (n0 + nb) * g.c * hw, "im2col: input too short");
+    assert!(x.len() >= (n0 + nb) * chw, "im2col: input too short");
+    let images = &x[n0 * chw..][..nb * chw];
+    let phased;
+    let planes = if g.stride == 1 {
+        PhasePlanes::unit_stride(g, images)
+    } else {
+        phased = PhasePlanes::split(g, images, nb);
+        phased.view()
+    };
     col.par_chunks_mut(nb * p).enumerate().for_each(|(r, row)| {
         let (c, tap) = (r / taps, r % taps);
-        let (i, j) = (tap / g.kw, tap % g.kw);
+        let window = planes.window(g, tap / g.kw, tap % g.kw);
         for (b, out) in row.chunks_exact_mut(p).enumerate() {
-            let plane = &x[((n0 + b) * g.c + c) * hw..][..hw];
-            gather_tap(g, plane, i, j, out);
+            window.gather(planes.plane(b * g.c + c, window.phase), g, out);
         }
     });
 }
 
-/// True when output rows are as wide as input rows and the stride is 1
-/// ("same" convolutions): a tap's whole window is then one contiguous block
-/// of the input plane, shifted, and can be moved with one copy.
-fn rows_align(g: &ConvGeometry) -> bool {
-    g.stride == 1 && g.ow == g.w
+/// The planes im2col reads: the input planes themselves for unit stride;
+/// for stride `s > 1` every input plane split into its `s * s` stride
+/// phases, phase `(a, b)` holding pixels `(a + s * t, b + s * u)` in a
+/// `ceil(h / s) x ceil(w / s)` plane (entries past a phase's own extent are
+/// zero and never selected).
+struct PhasePlanes<'a> {
+    data: std::borrow::Cow<'a, [f32]>,
+    /// Rows and width of every stored plane.
+    rows: usize,
+    width: usize,
+    /// Phases per input plane (`stride^2`).
+    phases: usize,
 }
 
-/// Writes into `out` (`oh x ow`) the input pixels kernel tap `(i, j)` sees.
-fn gather_tap(g: &ConvGeometry, plane: &[f32], i: usize, j: usize, out: &mut [f32]) {
-    let (y_lo, y_hi) = valid_range(g.oh, g.h, g.stride, g.padding, i);
-    let (x_lo, x_hi) = valid_range(g.ow, g.w, g.stride, g.padding, j);
-    if x_lo == x_hi || y_lo == y_hi {
-        out.fill(0.0);
-        return;
-    }
-    out[..y_lo * g.ow].fill(0.0);
-    out[y_hi * g.ow..].fill(0.0);
-    if rows_align(g) {
-        // One copy of the block from (y_lo, x_lo) to (y_hi - 1, x_hi); the
-        // columns outside x_lo..x_hi picked up neighbouring rows' pixels and
-        // are zeroed after.
-        let start = y_lo * g.ow + x_lo;
-        let len = (y_hi - 1) * g.ow + x_hi - start;
-        let src = (y_lo + i - g.padding) * g.w + x_lo + j - g.padding;
-        out[start..start + len].copy_from_slice(&plane[src..src + len]);
-        for row in out[y_lo * g.ow..y_hi * g.ow].chunks_exact_mut(g.ow) {
-            row[..x_lo].fill(0.0);
-            row[x_hi..].fill(0.0);
+impl<'a> PhasePlanes<'a> {
+    fn unit_stride(g: &ConvGeometry, images: &'a [f32]) -> Self {
+        PhasePlanes {
+            data: std::borrow::Cow::Borrowed(images),
+            rows: g.h,
+            width: g.w,
+            phases: 1,
         }
-        return;
     }
-    for y in y_lo..y_hi {
-        let src = &plane[(y * g.stride + i - g.padding) * g.w..][..g.w];
-        let dst = &mut out[y * g.ow..][..g.ow];
-        dst[..x_lo].fill(0.0);
-        dst[x_hi..].fill(0.0);
-        let first = x_lo * g.stride + j - g.padding;
-        if g.stride == 1 {
-            dst[x_lo..x_hi].copy_from_slice(&src[first..first + (x_hi - x_lo)]);
-        } else {
-            // Fixed-size groups of `stride` let the compiler vectorize the
-            // strided read; the last pixel may lack a full group.
-            let (body, last) = dst[x_lo..x_hi].split_at_mut(x_hi - x_lo - 1);
-            let groups = src[first..first + body.len() * g.stride].chunks_exact(g.stride);
-            for (d, group) in body.iter_mut().zip(groups) {
-                *d = group[0];
+
+    /// Splits the `nb` images of `images` (dense NCHW) into stride phases.
+    fn split(g: &ConvGeometry, images: &[f32], nb: usize) -> PhasePlanes<'static> {
+        let s = g.stride;
+        let (rows, width) = (g.h.div_ceil(s), g.w.div_ceil(s));
+        let per_input = s * s * rows * width;
+        let mut data = vec![0.0; nb * g.c * per_input];
+        data.par_chunks_mut(per_input)
+            .zip(images.par_chunks(g.in_pixels()))
+            .for_each(|(phases, plane)| {
+                for (y, line) in plane.chunks_exact(g.w).enumerate() {
+                    let (a, t) = (y % s, y / s);
+                    for (b, pixels) in (0..s).map(|b| (b, line.iter().skip(b).step_by(s))) {
+                        let out = &mut phases[((a * s + b) * rows + t) * width..][..width];
+                        for (o, &v) in out.iter_mut().zip(pixels) {
+                            *o = v;
+                        }
+                    }
+                }
+            });
+        PhasePlanes {
+            data: std::borrow::Cow::Owned(data),
+            rows,
+            width,
+            phases: s * s,
+        }
+    }
+
+    fn view(&self) -> PhasePlanes<'_> {
+        PhasePlanes {
+            data: std::borrow::Cow::Borrowed(&self.data),
+            ..*self
+        }
+    }
+
+    /// Phase `phase` of input plane `q` (`image * channels + channel`).
+    fn plane(&self, q: usize, phase: usize) -> &[f32] {
+        let len = self.rows * self.width;
+        &self.data[(q * self.phases + phase) * len..][..len]
+    }
+
+    /// The window kernel tap `(i, j)` reads.
+    fn window(&self, g: &ConvGeometry, i: usize, j: usize) -> TapWindow {
+        let s = g.stride as isize;
+        let axis = |tap: usize, in_len: usize, out_len: usize| {
+            // Input index o * s + tap - padding = (o + shift) * s + phase.
+            let offset = tap as isize - g.padding as isize;
+            let (phase, shift) = (offset.rem_euclid(s), offset.div_euclid(s));
+            // Pixels of the input along this axis that belong to the phase.
+            let extent = (in_len.saturating_sub(phase as usize)).div_ceil(g.stride) as isize;
+            let lo = (-shift).clamp(0, out_len as isize);
+            let hi = (extent - shift).clamp(lo, out_len as isize);
+            (phase as usize, shift, lo as usize, hi as usize)
+        };
+        let (row_phase, row_shift, y_lo, y_hi) = axis(i, g.h, g.oh);
+        let (col_phase, col_shift, x_lo, x_hi) = axis(j, g.w, g.ow);
+        TapWindow {
+            phase: row_phase * g.stride + col_phase,
+            width: self.width,
+            row_shift,
+            col_shift,
+            rows: (y_lo, y_hi),
+            cols: (x_lo, x_hi),
+        }
+    }
+}
+
+/// What one kernel tap sees of a (phase) plane: output pixel `(y, x)` reads
+/// plane pixel `(y + row_shift, x + col_shift)` for `y` in `rows` and `x` in
+/// `cols` (half-open ranges), and zero padding elsewhere.
+struct TapWindow {
+    phase: usize,
+    /// Width of the plane read.
+    width: usize,
+    row_shift: isize,
+    col_shift: isize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+impl TapWindow {
+    /// Writes into `out` (`oh x ow`) the pixels of `plane` this tap sees.
+    fn gather(&self, plane: &[f32], g: &ConvGeometry, out: &mut [f32]) {
+        let ((y_lo, y_hi), (x_lo, x_hi)) = (self.rows, self.cols);
+        if x_lo == x_hi || y_lo == y_hi {
+            out.fill(0.0);
+            return;
+        }
+        out[..y_lo * g.ow].fill(0.0);
+        out[y_hi * g.ow..].fill(0.0);
+        // Plane index of output pixel (y, x_lo); non-negative inside the window.
+        let source = |y: usize| {
+            ((y as isize + self.row_shift) * self.width as isize + x_lo as isize + self.col_shift)
+                as usize
+        };
+        if g.ow == self.width {
+            // Output rows are as wide as plane rows: the window is one
+            // contiguous block, moved with one copy; the columns outside
+            // x_lo..x_hi picked up neighbouring rows' pixels and are zeroed.
+            let start = y_lo * g.ow + x_lo;
+            let len = (y_hi - 1) * g.ow + x_hi - start;
+            out[start..start + len].copy_from_slice(&plane[source(y_lo)..][..len]);
+            for row in out[y_lo * g.ow..y_hi * g.ow].chunks_exact_mut(g.ow) {
+                row[..x_lo].fill(0.0);
+                row[x_hi..].fill(0.0);
             }
-            last[0] = src[first + body.len() * g.stride];
+            return;
+        }
+        for y in y_lo..y_hi {
+            let dst = &mut out[y * g.ow..][..g.ow];
+            dst[..x_lo].fill(0.0);
+            dst[x_hi..].fill(0.0);
+            dst[x_lo..x_hi].copy_from_slice(&plane[source(y)..][..x_hi - x_lo]);
         }
     }
+}
+
+/// True when output rows are as wide as input rows and the stride is 1
+/// ("same" convolutions): a tap's whole window is then one contiguous block
+/// of the input plane, shifted, and col2im can add it with one pass.
+fn rows_align(g: &ConvGeometry) -> bool {
+    g.stride == 1 && g.ow == g.w
 }
 
 /// Overwrites `dx` (images `n0..n0 + nb`, dense NCHW, exactly `nb` images
@@ -291,27 +398,59 @@ mod tests {
         }
     }
 
-    #[test]
-    fn row_aligned_copy_matches_the_per_row_gather() {
-        // A "same" 3x3 convolution takes the block path; its result must equal
-        // the direct definition, checked pixel by pixel.
-        let g = ConvGeometry::new(&[1, 2, 4, 5], &[1, 2, 3, 3], 1, 1).unwrap();
-        assert!(rows_align(&g));
-        let x: Vec<f32> = (0..40).map(|v| v as f32 + 1.0).collect();
-        let mut col = vec![f32::NAN; g.patch_len() * g.out_pixels()];
-        im2col(&g, &x, 0, 1, &mut col);
-        for (r, row) in col.chunks_exact(g.out_pixels()).enumerate() {
-            let (c, i, j) = (r / 9, r % 9 / 3, r % 3);
-            for (o, &v) in row.iter().enumerate() {
-                let (y, xx) = ((o / 5 + i) as isize - 1, (o % 5 + j) as isize - 1);
-                let inside = (0..4).contains(&y) && (0..5).contains(&xx);
-                let expected = if inside {
-                    x[c * 20 + y as usize * 5 + xx as usize]
-                } else {
-                    0.0
-                };
-                assert_eq!(v, expected, "row {r} pixel {o}");
+    /// im2col by its definition, one pixel at a time.
+    fn reference_im2col(g: &ConvGeometry, x: &[f32]) -> Vec<f32> {
+        let (p, taps) = (g.out_pixels(), g.kh * g.kw);
+        let mut col = vec![0.0; g.patch_len() * g.n * p];
+        for (r, row) in col.chunks_exact_mut(g.n * p).enumerate() {
+            let (c, i, j) = (r / taps, r % taps / g.kw, r % g.kw);
+            for (o, v) in row.iter_mut().enumerate() {
+                let (b, y, xx) = (o / p, o % p / g.ow, o % g.ow);
+                let iy = (y * g.stride + i) as isize - g.padding as isize;
+                let ix = (xx * g.stride + j) as isize - g.padding as isize;
+                if (0..g.h as isize).contains(&iy) && (0..g.w as isize).contains(&ix) {
+                    *v = x[((b * g.c + c) * g.h + iy as usize) * g.w + ix as usize];
+                }
             }
+        }
+        col
+    }
+
+    #[test]
+    fn im2col_matches_its_definition_for_every_stride_and_padding() {
+        // Row-aligned "same" convolutions (one block copy per tap), strided
+        // ones (stride phases, with odd and even sizes so that phases differ
+        // in extent, the row-aligned phase copy included), paddings wider than
+        // the kernel reaches, and kernels smaller than the stride.
+        for (input, weight, stride, padding) in [
+            ([1, 2, 4, 5], [1, 2, 3, 3], 1, 1),
+            ([2, 3, 7, 6], [2, 3, 3, 3], 1, 0),
+            ([2, 3, 8, 8], [4, 3, 7, 7], 2, 3),
+            ([2, 3, 9, 7], [4, 3, 7, 7], 2, 3),
+            ([2, 2, 5, 7], [1, 2, 3, 3], 2, 1),
+            ([1, 3, 6, 6], [2, 3, 1, 1], 2, 0),
+            ([1, 2, 10, 11], [1, 2, 3, 3], 3, 2),
+            ([1, 1, 7, 5], [1, 1, 2, 2], 3, 0),
+            ([2, 2, 4, 5], [1, 2, 3, 3], 1, 3),
+            ([1, 1, 3, 3], [1, 1, 5, 5], 2, 4),
+        ] {
+            let g = ConvGeometry::new(&input, &weight, stride, padding).unwrap();
+            let len = input.iter().product::<usize>();
+            let x: Vec<f32> = (0..len).map(|v| v as f32 + 1.0).collect();
+            let expected = reference_im2col(&g, &x);
+            let mut col = vec![f32::NAN; expected.len()];
+            im2col(&g, &x, 0, g.n, &mut col);
+            assert_eq!(col, expected, "{g:?}");
+            // One image at a time, from the middle of the batch.
+            let per_image = g.patch_len() * g.out_pixels();
+            let mut col = vec![f32::NAN; per_image];
+            im2col(&g, &x, g.n - 1, 1, &mut col);
+            let last: Vec<f32> = expected
+                .chunks_exact(g.n * g.out_pixels())
+                .flat_map(|row| &row[(g.n - 1) * g.out_pixels()..])
+                .copied()
+                .collect();
+            assert_eq!(col, last, "{g:?}, last image");
         }
     }
 }
