@@ -439,6 +439,82 @@ mod tests {
         ties_send_the_gradient_to_the_first_maximum_with(max_pool2d_composed)
     }
 
+    fn ties_anywhere_go_to_the_first_maximum_in_raster_order_with(pool: PoolFn) -> Result<()> {
+        // Three distinct values only: windows tie across rows and columns
+        // at once (e.g. at (0, 2) and (1, 0)), where raster order picks the
+        // earlier row whatever the columns.
+        for (k, s, p) in [(3, 2, 1), (3, 1, 1), (2, 2, 0), (5, 2, 2)] {
+            for (seed, &dims) in SHAPES.iter().enumerate() {
+                let (n, c, h, w) = dims;
+                if h + 2 * p < k || w + 2 * p < k {
+                    continue;
+                }
+                let x: Vec<f32> = input(n, c, h, w, seed as u64 + 200)
+                    .iter()
+                    .map(|v| (v.to_bits() % 3) as f32)
+                    .collect();
+                let reference = naive(&x, dims, k, s, p);
+                let mut expected = vec![0f32; x.len()];
+                for (o, &a) in reference.argmax.iter().enumerate() {
+                    expected[a] += 1.0 + o as f32;
+                }
+                let g: Vec<f32> = (0..reference.out.len()).map(|o| 1.0 + o as f32).collect();
+                let var = Var::from_vec(x, dims, &Device::Cpu)?;
+                let gt = Tensor::from_vec(g, (n, c, reference.ho, reference.wo), &Device::Cpu)?;
+                let y = pool(var.as_tensor(), k, s, p)?;
+                assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, reference.out);
+                let grads = (y * gt)?.sum_all()?.backward()?;
+                let grad = grads
+                    .get(var.as_tensor())
+                    .expect("gradient of the input")
+                    .flatten_all()?
+                    .to_vec1::<f32>()?;
+                assert_eq!(grad, expected, "k{k} s{s} p{p} {dims:?}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn ties_anywhere_go_to_the_first_maximum_in_raster_order() -> Result<()> {
+        ties_anywhere_go_to_the_first_maximum_in_raster_order_with(max_pool2d)?;
+        ties_anywhere_go_to_the_first_maximum_in_raster_order_with(max_pool2d_composed)
+    }
+
+    #[test]
+    fn a_nan_is_the_maximum_of_its_windows() -> Result<()> {
+        // 4x4 input, 3x3 windows at stride 2 with padding 1: output rows
+        // (and columns) see input rows 0..2 and 1..4.
+        let pool = |x: Vec<f32>| -> Result<(Vec<f32>, Vec<f32>)> {
+            let var = Var::from_vec(x, (1, 1, 4, 4), &Device::Cpu)?;
+            let y = max_pool2d(var.as_tensor(), 3, 2, 1)?;
+            let grads = y.sum_all()?.backward()?;
+            let grad = grads.get(var.as_tensor()).expect("gradient of the input");
+            Ok((
+                y.flatten_all()?.to_vec1::<f32>()?,
+                grad.flatten_all()?.to_vec1::<f32>()?,
+            ))
+        };
+        // A NaN at (1, 1) lies in every window.
+        let mut x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        x[5] = f32::NAN;
+        let (y, grad) = pool(x)?;
+        assert!(y.iter().all(|v| v.is_nan()), "{y:?}");
+        assert_eq!(grad[5], 4.0);
+        // A NaN at (3, 0) only in the bottom-left window; a second NaN at
+        // (2, 1) comes first in raster order there and takes the gradient.
+        let mut x: Vec<f32> = (0..16).map(|v| v as f32).collect();
+        x[12] = f32::NAN;
+        let (y, _) = pool(x.clone())?;
+        assert_eq!([y[0], y[1], y[3]], [5.0, 7.0, 15.0]);
+        assert!(y[2].is_nan());
+        x[9] = f32::NAN;
+        let (y, grad) = pool(x)?;
+        assert!(y[2].is_nan() && y[3].is_nan());
+        assert_eq!((grad[9], grad[12]), (2.0, 0.0));
+        Ok(())
+    }
+
     #[test]
     fn rejects_bad_arguments() {
         let x = Tensor::zeros((1, 1, 4, 4), DType::F32, &Device::Cpu).expect("zeros");

@@ -61,6 +61,96 @@ impl Window {
     }
 }
 
+/// Maxima of every input row over each output column's window: the first
+/// of the two passes of a separable max pooling. Taking each row's first
+/// maximum, then the first row whose maximum is the window's, finds the
+/// window's first maximum in raster order, as one pass over the 2-D window
+/// would; each pass is a run of branch-free selects the compiler
+/// vectorizes.
+struct RowMaxima {
+    /// `h x ow`: the maximum of row `y` over column window `x`.
+    values: Vec<f32>,
+    /// Its column in the input plane.
+    columns: Vec<u32>,
+}
+
+/// Whether `v` replaces `best` as a window's maximum: greater, or the first
+/// NaN (a NaN is the maximum of any window holding one).
+#[inline(always)]
+fn beats(v: f32, best: f32) -> bool {
+    v > best || (v.is_nan() & !best.is_nan())
+}
+
+impl RowMaxima {
+    fn new(len: usize) -> Self {
+        RowMaxima {
+            values: vec![0.0; len],
+            columns: vec![0; len],
+        }
+    }
+
+    /// Row maxima of one input `plane` (rows of `w` pixels) over the column
+    /// windows `cols`.
+    fn fill(&mut self, plane: &[f32], w: usize, cols: &[std::ops::Range<usize>]) {
+        let rows = self.values.chunks_exact_mut(cols.len());
+        let row_columns = self.columns.chunks_exact_mut(cols.len());
+        for ((line, values), columns) in plane.chunks_exact(w).zip(rows).zip(row_columns) {
+            for ((window, value), column) in cols.iter().zip(values).zip(columns) {
+                // Windows are never empty: padding <= kernel / 2.
+                let (mut best, mut at) = (line[window.start], window.start);
+                for q in window.start + 1..window.end {
+                    let v = line[q];
+                    let better = beats(v, best);
+                    best = if better { v } else { best };
+                    at = if better { q } else { at };
+                }
+                *value = best;
+                *column = at as u32;
+            }
+        }
+    }
+
+    /// Pools the row maxima over the row windows `rows` into `out` and the
+    /// winners' plane indices (`row * w + column`) into `argmax`.
+    fn pool_columns(
+        &self,
+        rows: &[std::ops::Range<usize>],
+        w: usize,
+        out: &mut [f32],
+        argmax: &mut [u32],
+    ) {
+        let ow = out.len() / rows.len();
+        let line = |r: usize| (&self.values[r * ow..][..ow], &self.columns[r * ow..][..ow]);
+        let outputs = out.chunks_exact_mut(ow).zip(argmax.chunks_exact_mut(ow));
+        for ((out_row, argmax_row), window) in outputs.zip(rows) {
+            let (values, columns) = line(window.start);
+            let first = (window.start * w) as u32;
+            for ((o, a), (&v, &c)) in out_row
+                .iter_mut()
+                .zip(argmax_row.iter_mut())
+                .zip(values.iter().zip(columns))
+            {
+                *o = v;
+                *a = first + c;
+            }
+            for r in window.start + 1..window.end {
+                let (values, columns) = line(r);
+                let offset = (r * w) as u32;
+                let candidates = values.iter().zip(columns);
+                for ((o, a), (&v, &c)) in out_row
+                    .iter_mut()
+                    .zip(argmax_row.iter_mut())
+                    .zip(candidates)
+                {
+                    let better = beats(v, *o);
+                    *o = if better { v } else { *o };
+                    *a = if better { offset + c } else { *a };
+                }
+            }
+        }
+    }
+}
+
 /// The forward op; it keeps each output's winning input index (within its
 /// plane) for the backward pass.
 struct MaxPool {
@@ -85,28 +175,13 @@ impl CustomOp1 for MaxPool {
         out.par_chunks_mut(out_plane)
             .zip(argmax.par_chunks_mut(out_plane))
             .zip(x.par_chunks(in_plane))
-            .for_each(|((out, argmax), plane)| {
-                let outputs = out
-                    .chunks_exact_mut(wd.ow)
-                    .zip(argmax.chunks_exact_mut(wd.ow));
-                for ((out_row, argmax_row), rows) in outputs.zip(&rows) {
-                    for ((o, a), cols) in out_row.iter_mut().zip(argmax_row).zip(&cols) {
-                        // Windows are never empty: padding <= kernel / 2.
-                        let mut at = rows.start * wd.w + cols.start;
-                        let mut best = plane[at];
-                        for r in rows.clone() {
-                            let first = r * wd.w + cols.start;
-                            for (q, &v) in plane[first..r * wd.w + cols.end].iter().enumerate() {
-                                if v > best || (v.is_nan() && !best.is_nan()) {
-                                    (best, at) = (v, first + q);
-                                }
-                            }
-                        }
-                        *o = best;
-                        *a = at as u32;
-                    }
-                }
-            });
+            .for_each_init(
+                || RowMaxima::new(wd.h * wd.ow),
+                |row_maxima, ((out, argmax), plane)| {
+                    row_maxima.fill(plane, wd.w, &cols);
+                    row_maxima.pool_columns(&rows, wd.w, out, argmax);
+                },
+            );
         *self.argmax.lock().expect("argmax lock") = Some(Arc::new(argmax));
         Ok((CpuStorage::F32(out), Shape::from((n, c, wd.oh, wd.ow))))
     }
