@@ -5,5 +5,10 @@
 static ALLOCATOR: ablate::alloc::HugePageAllocator = ablate::alloc::HugePageAllocator;
 
 fn main() {
+    let missing = ablate::host_cpu::missing_features();
+    if !missing.is_empty() {
+        eprintln!("error: {}", ablate::host_cpu::unsupported_message(&missing));
+        std::process::exit(2);
+    }
     std::process::exit(ablate::cli::main());
 }

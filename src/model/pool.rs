@@ -59,7 +59,9 @@ pub fn max_pool2d(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> R
 
 /// [`max_pool2d`] composed of candle ops that all have gradients (steps 1 to
 /// 3 of the module docs), for every device and dtype; arguments already
-/// checked.
+/// checked. Padding is minus infinity, so a window whose real elements are
+/// all minus infinity may route its gradient into the padding (the CPU op
+/// sends it to the window's first real element, as PyTorch does).
 fn max_pool2d_composed(x: &Tensor, kernel: usize, stride: usize, padding: usize) -> Result<Tensor> {
     let (n, c, h, w) = x.dims4()?;
     let (ho, wo) = (
@@ -408,35 +410,43 @@ mod tests {
         Ok(())
     }
 
-    fn ties_send_the_gradient_to_the_first_maximum_with(pool: PoolFn) -> Result<()> {
+    fn ties_send_the_gradient_to_the_first_maximum_with(
+        pool: PoolFn,
+        values: &[f32],
+    ) -> Result<()> {
         // A constant 5x5 input: every window is one big tie. PyTorch routes
         // each output's gradient to the first real element of its window in
         // raster order: windows start at rows/columns -1, 1, 3 (padding
         // first), so the first real element is at rows/columns 0, 1, 3.
-        let var = Var::ones((1, 1, 5, 5), DType::F32, &Device::Cpu)?;
-        let y = pool(var.as_tensor(), 3, 2, 1)?;
-        assert_eq!(y.dims(), &[1, 1, 3, 3]);
-        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![1.0; 9]);
-        let grads = y.sum_all()?.backward()?;
-        let grad = grads
-            .get(var.as_tensor())
-            .expect("gradient of the input")
-            .flatten_all()?
-            .to_vec1::<f32>()?;
-        let mut expected = vec![0f32; 25];
-        for r in [0, 1, 3] {
-            for c in [0, 1, 3] {
-                expected[r * 5 + c] = 1.0;
+        // Minus infinity ties the same way in the CPU op (padding never
+        // wins); the composed version pads with minus infinity, so there a
+        // window of minus infinities may send its gradient into the padding.
+        for &value in values {
+            let var = Var::from_vec(vec![value; 25], (1, 1, 5, 5), &Device::Cpu)?;
+            let y = pool(var.as_tensor(), 3, 2, 1)?;
+            assert_eq!(y.dims(), &[1, 1, 3, 3]);
+            assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, vec![value; 9]);
+            let grads = y.sum_all()?.backward()?;
+            let grad = grads
+                .get(var.as_tensor())
+                .expect("gradient of the input")
+                .flatten_all()?
+                .to_vec1::<f32>()?;
+            let mut expected = vec![0f32; 25];
+            for r in [0, 1, 3] {
+                for c in [0, 1, 3] {
+                    expected[r * 5 + c] = 1.0;
+                }
             }
+            assert_eq!(grad, expected, "constant {value}");
         }
-        assert_eq!(grad, expected);
         Ok(())
     }
 
     #[test]
     fn ties_send_the_gradient_to_the_first_maximum() -> Result<()> {
-        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d)?;
-        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d_composed)
+        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d, &[1.0, f32::NEG_INFINITY])?;
+        ties_send_the_gradient_to_the_first_maximum_with(max_pool2d_composed, &[1.0])
     }
 
     fn ties_anywhere_go_to_the_first_maximum_in_raster_order_with(pool: PoolFn) -> Result<()> {

@@ -65,47 +65,110 @@ impl Window {
 /// of the two passes of a separable max pooling. Taking each row's first
 /// maximum, then the first row whose maximum is the window's, finds the
 /// window's first maximum in raster order, as one pass over the 2-D window
-/// would; each pass is a run of branch-free selects the compiler
-/// vectorizes.
+/// would.
+///
+/// The row pass goes kernel column by kernel column: for stride `s` a row
+/// is first split into its `s` stride phases, so that kernel column `d`
+/// reads one phase with unit stride for all output columns at once. Both
+/// passes are runs of branch-free selects over contiguous slices, which the
+/// compiler vectorizes.
 struct RowMaxima {
     /// `h x ow`: the maximum of row `y` over column window `x`.
     values: Vec<f32>,
     /// Its column in the input plane.
     columns: Vec<u32>,
+    /// One row split into stride phases (unused for stride 1).
+    phases: Vec<f32>,
+}
+
+/// Kernel column `d` of every output column's window: output column `x` in
+/// `outputs` reads pixel `x + shift` of row phase `phase`, i.e. input column
+/// `stride * (x + shift) + phase`; other output columns see padding there.
+struct ColumnTap {
+    phase: usize,
+    shift: isize,
+    outputs: std::ops::Range<usize>,
+}
+
+impl Window {
+    /// Pixels per row phase (the longest phase's length).
+    fn phase_len(&self) -> usize {
+        self.w.div_ceil(self.stride)
+    }
+
+    /// The kernel columns in raster order.
+    fn column_taps(&self) -> Vec<ColumnTap> {
+        let s = self.stride as isize;
+        (0..self.kernel)
+            .map(|d| {
+                let offset = d as isize - self.padding as isize;
+                let (phase, shift) = (offset.rem_euclid(s), offset.div_euclid(s));
+                let extent = self.w.saturating_sub(phase as usize).div_ceil(self.stride) as isize;
+                let lo = (-shift).clamp(0, self.ow as isize);
+                let hi = (extent - shift).clamp(lo, self.ow as isize);
+                ColumnTap {
+                    phase: phase as usize,
+                    shift,
+                    outputs: lo as usize..hi as usize,
+                }
+            })
+            .collect()
+    }
 }
 
 /// Whether `v` replaces `best` as a window's maximum: greater, or the first
 /// NaN (a NaN is the maximum of any window holding one).
 #[inline(always)]
 fn beats(v: f32, best: f32) -> bool {
-    v > best || (v.is_nan() & !best.is_nan())
+    (v > best) | (v.is_nan() & !best.is_nan())
 }
 
 impl RowMaxima {
-    fn new(len: usize) -> Self {
+    fn new(wd: &Window) -> Self {
         RowMaxima {
-            values: vec![0.0; len],
-            columns: vec![0; len],
+            values: vec![0.0; wd.h * wd.ow],
+            columns: vec![0; wd.h * wd.ow],
+            phases: vec![0.0; wd.stride * wd.phase_len()],
         }
     }
 
-    /// Row maxima of one input `plane` (rows of `w` pixels) over the column
-    /// windows `cols`.
-    fn fill(&mut self, plane: &[f32], w: usize, cols: &[std::ops::Range<usize>]) {
-        let rows = self.values.chunks_exact_mut(cols.len());
-        let row_columns = self.columns.chunks_exact_mut(cols.len());
-        for ((line, values), columns) in plane.chunks_exact(w).zip(rows).zip(row_columns) {
-            for ((window, value), column) in cols.iter().zip(values).zip(columns) {
-                // Windows are never empty: padding <= kernel / 2.
-                let (mut best, mut at) = (line[window.start], window.start);
-                for q in window.start + 1..window.end {
-                    let v = line[q];
-                    let better = beats(v, best);
-                    best = if better { v } else { best };
-                    at = if better { q } else { at };
+    /// Row maxima of one input `plane`. `taps` are the window's kernel
+    /// columns, `first_columns` each output column's first input column
+    /// inside the image: the index a window reports while no element has
+    /// beaten its starting value, minus infinity, which padding never
+    /// enters and only a NaN or a larger value replaces.
+    fn fill(&mut self, plane: &[f32], wd: &Window, taps: &[ColumnTap], first_columns: &[u32]) {
+        let (s, pl) = (wd.stride, wd.phase_len());
+        let rows = self.values.chunks_exact_mut(wd.ow);
+        let row_columns = self.columns.chunks_exact_mut(wd.ow);
+        for ((line, values), columns) in plane.chunks_exact(wd.w).zip(rows).zip(row_columns) {
+            let phased: &[f32] = if s == 1 {
+                line
+            } else {
+                for (b, phase) in self.phases.chunks_exact_mut(pl).enumerate() {
+                    for (p, &v) in phase.iter_mut().zip(line[b..].iter().step_by(s)) {
+                        *p = v;
+                    }
                 }
-                *value = best;
-                *column = at as u32;
+                &self.phases
+            };
+            values.fill(f32::NEG_INFINITY);
+            columns.copy_from_slice(first_columns);
+            for tap in taps {
+                let (lo, hi) = (tap.outputs.start, tap.outputs.end);
+                let first = (lo as isize + tap.shift) as usize;
+                let source = &phased[tap.phase * pl + first..][..hi - lo];
+                let first_column = (s * first + tap.phase) as u32;
+                let targets = values[lo..hi].iter_mut().zip(&mut columns[lo..hi]);
+                for (i, ((best, at), &v)) in targets.zip(source).enumerate() {
+                    let better = beats(v, *best);
+                    *best = if better { v } else { *best };
+                    *at = if better {
+                        first_column + (s * i) as u32
+                    } else {
+                        *at
+                    };
+                }
             }
         }
     }
@@ -171,14 +234,15 @@ impl CustomOp1 for MaxPool {
         let mut out = output_buffer(n * c * out_plane);
         let mut argmax = output_buffer(n * c * out_plane);
         let rows: Vec<_> = (0..wd.oh).map(|i| wd.span(i, wd.h)).collect();
-        let cols: Vec<_> = (0..wd.ow).map(|j| wd.span(j, wd.w)).collect();
+        let first_columns: Vec<u32> = (0..wd.ow).map(|j| wd.span(j, wd.w).start as u32).collect();
+        let taps = wd.column_taps();
         out.par_chunks_mut(out_plane)
             .zip(argmax.par_chunks_mut(out_plane))
             .zip(x.par_chunks(in_plane))
             .for_each_init(
-                || RowMaxima::new(wd.h * wd.ow),
+                || RowMaxima::new(&wd),
                 |row_maxima, ((out, argmax), plane)| {
-                    row_maxima.fill(plane, wd.w, &cols);
+                    row_maxima.fill(plane, &wd, &taps, &first_columns);
                     row_maxima.pool_columns(&rows, wd.w, out, argmax);
                 },
             );
