@@ -432,18 +432,22 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
 /// `nb * p x channels` matrix: row `b * p + pixel` holds that pixel's
 /// channels.
 fn pixels_major(src: &[f32], channels: usize, p: usize, dst: &mut [f32]) {
-    /// Pixels per tile: a tile's reads and writes both stay in L1.
-    const TILE: usize = 64;
+    /// Side of the square blocks transposed at a time: one block's reads
+    /// and writes both stay within a few cache lines.
+    const BLOCK: usize = 8;
     debug_assert_eq!(src.len(), dst.len());
-    dst.par_chunks_mut(TILE * channels)
-        .enumerate()
-        .for_each(|(tile, out)| {
-            let first = tile * TILE;
-            for (row, out_row) in out.chunks_exact_mut(channels).enumerate() {
-                let (b, pixel) = ((first + row) / p, (first + row) % p);
-                let image = &src[b * channels * p..][..channels * p];
-                for (c, value) in out_row.iter_mut().enumerate() {
-                    *value = image[c * p + pixel];
+    dst.par_chunks_mut(channels * p)
+        .zip(src.par_chunks(channels * p))
+        .for_each(|(out, image)| {
+            for p0 in (0..p).step_by(BLOCK) {
+                let pixels = p0..(p0 + BLOCK).min(p);
+                for c0 in (0..channels).step_by(BLOCK) {
+                    for c in c0..(c0 + BLOCK).min(channels) {
+                        let column = &image[c * p..][pixels.clone()];
+                        for (pixel, &value) in pixels.clone().zip(column) {
+                            out[pixel * channels + c] = value;
+                        }
+                    }
                 }
             }
         });

@@ -100,9 +100,24 @@ impl<'a> PhasePlanes<'a> {
             .for_each(|(phases, plane)| {
                 for (y, line) in plane.chunks_exact(g.w).enumerate() {
                     let (a, t) = (y % s, y / s);
+                    let row = |b: usize| ((a * s + b) * rows + t) * width;
+                    if s == 2 {
+                        // The common case (ResNet downsampling) as one
+                        // deinterleaving pass the compiler vectorizes.
+                        let (even, odd) =
+                            phases[row(0)..row(1) + width].split_at_mut(row(1) - row(0));
+                        let pairs = line.chunks_exact(2);
+                        if let [last] = pairs.remainder() {
+                            even[g.w / 2] = *last;
+                        }
+                        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                            *e = pair[0];
+                            *o = pair[1];
+                        }
+                        continue;
+                    }
                     for (b, pixels) in (0..s).map(|b| (b, line.iter().skip(b).step_by(s))) {
-                        let out = &mut phases[((a * s + b) * rows + t) * width..][..width];
-                        for (o, &v) in out.iter_mut().zip(pixels) {
+                        for (o, &v) in phases[row(b)..][..width].iter_mut().zip(pixels) {
                             *o = v;
                         }
                     }
