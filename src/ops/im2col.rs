@@ -241,14 +241,38 @@ pub(crate) fn col2im(g: &ConvGeometry, col: &mut [f32], nb: usize, dx: &mut [f32
         zero_padding_columns(g, col, nb);
     }
     let col = &*col;
+    // Each tap's valid output rows and columns, computed once for all planes.
+    let windows: Vec<TapRanges> = (0..taps)
+        .map(|tap| TapRanges::new(g, tap / g.kw, tap % g.kw))
+        .collect();
     dx.par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
         let (b, c) = (q / g.c, q % g.c);
         plane.fill(0.0);
-        for tap in 0..taps {
+        for (tap, window) in windows.iter().enumerate() {
             let src = &col[(c * taps + tap) * cols + b * p..][..p];
-            scatter_tap(g, src, tap / g.kw, tap % g.kw, plane);
+            scatter_tap(g, src, window, plane);
         }
     });
+}
+
+/// Kernel tap `(i, j)` and the output rows and columns whose input pixel
+/// it sees inside the image (half-open ranges, see [`valid_range`]).
+struct TapRanges {
+    i: usize,
+    j: usize,
+    rows: (usize, usize),
+    cols: (usize, usize),
+}
+
+impl TapRanges {
+    fn new(g: &ConvGeometry, i: usize, j: usize) -> Self {
+        TapRanges {
+            i,
+            j,
+            rows: valid_range(g.oh, g.h, g.stride, g.padding, i),
+            cols: valid_range(g.ow, g.w, g.stride, g.padding, j),
+        }
+    }
 }
 
 /// Zeroes the entries of `col` whose column falls into the horizontal
@@ -271,9 +295,9 @@ fn zero_padding_columns(g: &ConvGeometry, col: &mut [f32], nb: usize) {
 /// Adds `src` (`oh x ow`, the values of kernel tap `(i, j)`) onto the input
 /// pixels that tap saw. With [`rows_align`], `src` must have its padding
 /// columns zeroed (see [`zero_padding_columns`]).
-fn scatter_tap(g: &ConvGeometry, src: &[f32], i: usize, j: usize, plane: &mut [f32]) {
-    let (y_lo, y_hi) = valid_range(g.oh, g.h, g.stride, g.padding, i);
-    let (x_lo, x_hi) = valid_range(g.ow, g.w, g.stride, g.padding, j);
+fn scatter_tap(g: &ConvGeometry, src: &[f32], tap: &TapRanges, plane: &mut [f32]) {
+    let (i, j) = (tap.i, tap.j);
+    let ((y_lo, y_hi), (x_lo, x_hi)) = (tap.rows, tap.cols);
     if x_lo == x_hi || y_lo == y_hi {
         return;
     }
