@@ -326,10 +326,40 @@ mod tests {
         forward_equals_candle_max_pool_on_padded_input_with(max_pool2d_composed)
     }
 
+    /// Pools `x` (`dims`) with `(kernel, stride, padding)`, checks the
+    /// output against the naive loop and the gradient of
+    /// `loss = sum(pool(x) * g)`: `d loss / d x[a]` is the sum of `g` over
+    /// the outputs whose (first) maximum is at `a` (windows overlap at
+    /// stride 2, so one input can collect several contributions).
+    fn assert_routes_like_naive(
+        pool: PoolFn,
+        x: Vec<f32>,
+        dims: (usize, usize, usize, usize),
+        (k, s, p): (usize, usize, usize),
+        g: impl Fn(usize) -> f32,
+    ) -> Result<()> {
+        let (n, c, _, _) = dims;
+        let reference = naive(&x, dims, k, s, p);
+        let g: Vec<f32> = (0..reference.out.len()).map(g).collect();
+        let mut expected = vec![0f32; x.len()];
+        for (o, &a) in reference.argmax.iter().enumerate() {
+            expected[a] += g[o];
+        }
+        let var = Var::from_vec(x, dims, &Device::Cpu)?;
+        let gt = Tensor::from_vec(g, (n, c, reference.ho, reference.wo), &Device::Cpu)?;
+        let y = pool(var.as_tensor(), k, s, p)?;
+        assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, reference.out);
+        let grads = (y * gt)?.sum_all()?.backward()?;
+        let grad = grads
+            .get(var.as_tensor())
+            .expect("gradient of the input")
+            .flatten_all()?
+            .to_vec1::<f32>()?;
+        assert_eq!(grad, expected, "k{k} s{s} p{p} {dims:?}");
+        Ok(())
+    }
+
     fn gradient_routes_to_window_maximum_with(pool: PoolFn) -> Result<()> {
-        // loss = sum(pool(x) * g): d loss / d x[a] is the sum of g over the
-        // outputs whose maximum is at a (windows overlap at stride 2, so one
-        // input can collect several contributions).
         for (k, s, p) in [(3, 2, 1), (2, 2, 0), (3, 1, 1)] {
             for (seed, &dims) in SHAPES.iter().enumerate() {
                 let (n, c, h, w) = dims;
@@ -337,25 +367,8 @@ mod tests {
                     continue;
                 }
                 let x = input(n, c, h, w, seed as u64 + 100);
-                let reference = naive(&x, dims, k, s, p);
-                let g: Vec<f32> = (0..reference.out.len())
-                    .map(|i| 1.0 + (i % 7) as f32 * 0.25)
-                    .collect();
-                let mut expected = vec![0f32; x.len()];
-                for (o, &a) in reference.argmax.iter().enumerate() {
-                    expected[a] += g[o];
-                }
-
-                let var = Var::from_vec(x, dims, &Device::Cpu)?;
-                let gt = Tensor::from_vec(g, (n, c, reference.ho, reference.wo), &Device::Cpu)?;
-                let loss = (pool(var.as_tensor(), k, s, p)? * gt)?.sum_all()?;
-                let grads = loss.backward()?;
-                let grad = grads
-                    .get(var.as_tensor())
-                    .expect("gradient of the input")
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                assert_eq!(grad, expected, "k{k} s{s} p{p} {dims:?}");
+                let g = |o: usize| 1.0 + (o % 7) as f32 * 0.25;
+                assert_routes_like_naive(pool, x, dims, (k, s, p), g)?;
             }
         }
         Ok(())
@@ -463,23 +476,8 @@ mod tests {
                     .iter()
                     .map(|v| (v.to_bits() % 3) as f32)
                     .collect();
-                let reference = naive(&x, dims, k, s, p);
-                let mut expected = vec![0f32; x.len()];
-                for (o, &a) in reference.argmax.iter().enumerate() {
-                    expected[a] += 1.0 + o as f32;
-                }
-                let g: Vec<f32> = (0..reference.out.len()).map(|o| 1.0 + o as f32).collect();
-                let var = Var::from_vec(x, dims, &Device::Cpu)?;
-                let gt = Tensor::from_vec(g, (n, c, reference.ho, reference.wo), &Device::Cpu)?;
-                let y = pool(var.as_tensor(), k, s, p)?;
-                assert_eq!(y.flatten_all()?.to_vec1::<f32>()?, reference.out);
-                let grads = (y * gt)?.sum_all()?.backward()?;
-                let grad = grads
-                    .get(var.as_tensor())
-                    .expect("gradient of the input")
-                    .flatten_all()?
-                    .to_vec1::<f32>()?;
-                assert_eq!(grad, expected, "k{k} s{s} p{p} {dims:?}");
+                let g = |o: usize| 1.0 + o as f32;
+                assert_routes_like_naive(pool, x, dims, (k, s, p), g)?;
             }
         }
         Ok(())
