@@ -146,7 +146,7 @@ impl RowMaxima {
                 line
             } else {
                 for (b, phase) in self.phases.chunks_exact_mut(pl).enumerate() {
-                    for (p, &v) in phase.iter_mut().zip(line[b..].iter().step_by(s)) {
+                    for (p, &v) in phase.iter_mut().zip(line.iter().skip(b).step_by(s)) {
                         *p = v;
                     }
                 }
