@@ -37,6 +37,34 @@ pub(crate) fn valid_range(
     (lo.min(hi), hi)
 }
 
+/// Where one kernel tap reads along one axis, in stride phases: output
+/// position `o` in `outputs` (half-open, see [`valid_range`]) reads input
+/// position `o * stride + tap - padding = stride * (o + shift) + phase`,
+/// i.e. pixel `o + shift` of the axis's stride phase `phase`; the other
+/// outputs see padding.
+pub(crate) struct StrideTap {
+    pub(crate) phase: usize,
+    pub(crate) shift: isize,
+    pub(crate) outputs: (usize, usize),
+}
+
+impl StrideTap {
+    pub(crate) fn new(
+        out_len: usize,
+        in_len: usize,
+        stride: usize,
+        padding: usize,
+        tap: usize,
+    ) -> Self {
+        let (offset, s) = (tap as isize - padding as isize, stride as isize);
+        StrideTap {
+            phase: offset.rem_euclid(s) as usize,
+            shift: offset.div_euclid(s),
+            outputs: valid_range(out_len, in_len, stride, padding, tap),
+        }
+    }
+}
+
 /// Fills `col` (`patch_len x nb * out_pixels`, dense) with the im2col matrix
 /// of images `n0..n0 + nb` of the dense NCHW input `x`.
 ///
@@ -49,12 +77,10 @@ pub(crate) fn im2col(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mu
     assert_eq!(col.len(), g.patch_len() * nb * p, "im2col: buffer size");
     assert!(x.len() >= (n0 + nb) * chw, "im2col: input too short");
     let images = &x[n0 * chw..][..nb * chw];
-    let phased;
     let planes = if g.stride == 1 {
         PhasePlanes::unit_stride(g, images)
     } else {
-        phased = PhasePlanes::split(g, images, nb);
-        phased.view()
+        PhasePlanes::split(g, images, nb)
     };
     col.par_chunks_mut(nb * p).enumerate().for_each(|(r, row)| {
         let (c, tap) = (r / taps, r % taps);
@@ -131,13 +157,6 @@ impl<'a> PhasePlanes<'a> {
         }
     }
 
-    fn view(&self) -> PhasePlanes<'_> {
-        PhasePlanes {
-            data: std::borrow::Cow::Borrowed(&self.data),
-            ..*self
-        }
-    }
-
     /// Phase `phase` of input plane `q` (`image * channels + channel`).
     fn plane(&self, q: usize, phase: usize) -> &[f32] {
         let len = self.rows * self.width;
@@ -146,26 +165,15 @@ impl<'a> PhasePlanes<'a> {
 
     /// The window kernel tap `(i, j)` reads.
     fn window(&self, g: &ConvGeometry, i: usize, j: usize) -> TapWindow {
-        let s = g.stride as isize;
-        let axis = |tap: usize, in_len: usize, out_len: usize| {
-            // Input index o * s + tap - padding = (o + shift) * s + phase.
-            let offset = tap as isize - g.padding as isize;
-            let (phase, shift) = (offset.rem_euclid(s), offset.div_euclid(s));
-            // Pixels of the input along this axis that belong to the phase.
-            let extent = (in_len.saturating_sub(phase as usize)).div_ceil(g.stride) as isize;
-            let lo = (-shift).clamp(0, out_len as isize);
-            let hi = (extent - shift).clamp(lo, out_len as isize);
-            (phase as usize, shift, lo as usize, hi as usize)
-        };
-        let (row_phase, row_shift, y_lo, y_hi) = axis(i, g.h, g.oh);
-        let (col_phase, col_shift, x_lo, x_hi) = axis(j, g.w, g.ow);
+        let row = StrideTap::new(g.oh, g.h, g.stride, g.padding, i);
+        let col = StrideTap::new(g.ow, g.w, g.stride, g.padding, j);
         TapWindow {
-            phase: row_phase * g.stride + col_phase,
+            phase: row.phase * g.stride + col.phase,
             width: self.width,
-            row_shift,
-            col_shift,
-            rows: (y_lo, y_hi),
-            cols: (x_lo, x_hi),
+            row_shift: row.shift,
+            col_shift: col.shift,
+            rows: row.outputs,
+            cols: col.outputs,
         }
     }
 }

@@ -8,6 +8,7 @@
 //! step.
 
 use super::cpu::{dense_f32, output_buffer};
+use super::im2col::StrideTap;
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 use std::sync::{Arc, Mutex};
@@ -81,37 +82,18 @@ struct RowMaxima {
     phases: Vec<f32>,
 }
 
-/// Kernel column `d` of every output column's window: output column `x` in
-/// `outputs` reads pixel `x + shift` of row phase `phase`, i.e. input column
-/// `stride * (x + shift) + phase`; other output columns see padding there.
-struct ColumnTap {
-    phase: usize,
-    shift: isize,
-    outputs: std::ops::Range<usize>,
-}
-
 impl Window {
     /// Pixels per row phase (the longest phase's length).
     fn phase_len(&self) -> usize {
         self.w.div_ceil(self.stride)
     }
 
-    /// The kernel columns in raster order.
-    fn column_taps(&self) -> Vec<ColumnTap> {
-        let s = self.stride as isize;
+    /// The kernel columns in raster order: kernel column `d` of output
+    /// column `x`'s window is pixel `x + shift` of row phase `phase`, for
+    /// `x` in `outputs`; other output columns see padding there.
+    fn column_taps(&self) -> Vec<StrideTap> {
         (0..self.kernel)
-            .map(|d| {
-                let offset = d as isize - self.padding as isize;
-                let (phase, shift) = (offset.rem_euclid(s), offset.div_euclid(s));
-                let extent = self.w.saturating_sub(phase as usize).div_ceil(self.stride) as isize;
-                let lo = (-shift).clamp(0, self.ow as isize);
-                let hi = (extent - shift).clamp(lo, self.ow as isize);
-                ColumnTap {
-                    phase: phase as usize,
-                    shift,
-                    outputs: lo as usize..hi as usize,
-                }
-            })
+            .map(|d| StrideTap::new(self.ow, self.w, self.stride, self.padding, d))
             .collect()
     }
 }
@@ -137,7 +119,7 @@ impl RowMaxima {
     /// inside the image: the index a window reports while no element has
     /// beaten its starting value, minus infinity, which padding never
     /// enters and only a NaN or a larger value replaces.
-    fn fill(&mut self, plane: &[f32], wd: &Window, taps: &[ColumnTap], first_columns: &[u32]) {
+    fn fill(&mut self, plane: &[f32], wd: &Window, taps: &[StrideTap], first_columns: &[u32]) {
         let (s, pl) = (wd.stride, wd.phase_len());
         let rows = self.values.chunks_exact_mut(wd.ow);
         let row_columns = self.columns.chunks_exact_mut(wd.ow);
@@ -155,7 +137,7 @@ impl RowMaxima {
             values.fill(f32::NEG_INFINITY);
             columns.copy_from_slice(first_columns);
             for tap in taps {
-                let (lo, hi) = (tap.outputs.start, tap.outputs.end);
+                let (lo, hi) = tap.outputs;
                 let first = (lo as isize + tap.shift) as usize;
                 let source = &phased[tap.phase * pl + first..][..hi - lo];
                 let first_column = (s * first + tap.phase) as u32;
