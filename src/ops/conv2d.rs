@@ -11,6 +11,7 @@
 
 use super::conv2d_portable;
 use super::cpu::{dense_f32, output_buffer};
+use super::direct_conv::{self, Isa};
 use super::gemm::{matmul, Mat, MatMut};
 use super::geometry::ConvGeometry;
 use super::im2col::{batch_to_blocks, blocks_to_batch, col2im, im2col};
@@ -278,8 +279,19 @@ fn buffer_len(g: &ConvGeometry, rows: usize, per_chunk: usize, needed: bool) -> 
     }
 }
 
-/// Forward pass: `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
+/// Forward pass: the direct kernel for thin layers, else
+/// `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
 fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
+    let isa = Isa::detect();
+    if direct_conv::suits_forward(g, isa) {
+        // The direct kernel writes every output pixel.
+        let mut out = output_buffer(g.n * g.k * g.out_pixels());
+        direct_conv::forward(g, x, w, &mut out, isa);
+        if let Some(epilogue) = epilogue {
+            epilogue.apply(&mut out, g.k, g.out_pixels());
+        }
+        return out;
+    }
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
@@ -355,8 +367,23 @@ fn grad_blocks<'a>(
     Mat::dense(buf, g.k, nb * p)
 }
 
-/// Input gradient: `col2im(weight^T x grad)` per chunk.
+/// Input gradient: `col2im(weight^T x grad)` per chunk, or for thin
+/// stride-1 layers the direct forward kernel (see [`transposed_conv`]).
 fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
+    let isa = Isa::detect();
+    if let Some((gt, wt)) = transposed_conv(g, w) {
+        if direct_conv::suits_forward(&gt, isa) {
+            // The direct kernel writes every output pixel.
+            let mut dx = output_buffer(g.n * g.c * g.in_pixels());
+            direct_conv::forward(&gt, dy, &wt, &mut dx, isa);
+            return dx;
+        }
+    }
+    input_grad_lowered(g, dy, w)
+}
+
+/// Input gradient: `col2im(weight^T x grad)` per chunk.
+fn input_grad_lowered(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
@@ -381,7 +408,33 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// Weight gradient: `grad x im2col(x)^T` per chunk, summed over chunks.
+/// The input gradient of a stride-1 convolution as a forward convolution:
+/// the output gradient convolved with the kernels flipped in both axes and
+/// with input and output channels swapped, padded by `kernel - 1 - padding`.
+/// `None` for strided convolutions and paddings wider than the kernel.
+fn transposed_conv(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry, Vec<f32>)> {
+    if g.stride != 1 || g.kh != g.kw || g.padding >= g.kh {
+        return None;
+    }
+    let padding = g.kh - 1 - g.padding;
+    let gt = ConvGeometry::new(&g.out_dims(), &[g.c, g.k, g.kh, g.kw], 1, padding).ok()?;
+    debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+    let taps = g.kh * g.kw;
+    let mut flipped = vec![0.0; w.len()];
+    for k in 0..g.k {
+        for c in 0..g.c {
+            let src = &w[(k * g.c + c) * taps..][..taps];
+            let dst = &mut flipped[(c * g.k + k) * taps..][..taps];
+            for (d, &value) in dst.iter_mut().zip(src.iter().rev()) {
+                *d = value;
+            }
+        }
+    }
+    Some((gt, flipped))
+}
+
+/// Weight gradient: the direct kernel for thin layers, else
+/// `grad x im2col(x)^T` per chunk, summed over chunks.
 ///
 /// Both factors are contiguous along the reduction (pixel) axis, which the
 /// GEMM packs slowly (one strided stream per row of a wide AVX-512 panel).
@@ -393,6 +446,10 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     if g.n == 0 {
         return vec![0.0; g.k * pl];
+    }
+    let isa = Isa::detect();
+    if direct_conv::suits_weight_grad(g, isa) {
+        return direct_conv::weight_grad(g, x, dy, isa);
     }
     let per_chunk = g.images_per_chunk(WEIGHT_GRAD_TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
@@ -575,6 +632,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn stride_one_input_gradient_as_a_forward_convolution() {
+        // The direct input gradient (forced to portable lanes so every CPU
+        // runs it) against col2im, for kernels 1, 3, 5 and every padding
+        // below the kernel size.
+        for (i, (kernel, padding)) in [(1, 0), (3, 0), (3, 1), (3, 2), (5, 2), (5, 4)]
+            .into_iter()
+            .enumerate()
+        {
+            let g =
+                ConvGeometry::new(&[2, 8, 11, 17], &[4, 8, kernel, kernel], 1, padding).unwrap();
+            let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let dy = flat(seeded(&g.out_dims(), 60 + i as u64));
+            let w = flat(seeded(&[g.k, g.c, kernel, kernel], 70 + i as u64));
+            let (gt, wt) = transposed_conv(&g, &w).expect("stride 1, padding < kernel");
+            let mut direct = vec![f32::NAN; g.n * g.c * g.in_pixels()];
+            direct_conv::forward(&gt, &dy, &wt, &mut direct, Isa::Portable);
+            let lowered = input_grad_lowered(&g, &dy, &w);
+            let worst = direct
+                .iter()
+                .zip(&lowered)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst < 1e-4,
+                "kernel {kernel} padding {padding}: off by {worst}"
+            );
+        }
+        let strided = ConvGeometry::new(&[1, 8, 9, 9], &[8, 8, 3, 3], 2, 1).unwrap();
+        assert!(transposed_conv(&strided, &[0.0; 576]).is_none());
     }
 
     #[test]

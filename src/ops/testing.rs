@@ -114,20 +114,23 @@ const fn case(
 /// Convolutions covering strides 1/2, paddings 0/1/3, 1x1/3x3/7x7 kernels,
 /// non-square inputs and batch 1.
 pub(crate) const CONV_CASES: &[ConvCase] = &[
-    case(1, 3, (9, 12), 5, 3, 1, 1),  // non-square, stride 1, batch 1
-    case(3, 5, (9, 11), 7, 3, 2, 1),  // stride 2, batch 3, odd channels
-    case(3, 5, (9, 12), 7, 3, 2, 1),  // stride 2, height and width of different parity
-    case(1, 3, (9, 12), 4, 3, 1, 0),  // no padding
-    case(3, 3, (7, 5), 2, 3, 1, 3),   // padding wider than the kernel reach
-    case(3, 3, (11, 10), 5, 7, 2, 3), // ResNet stem kernel
-    case(2, 3, (12, 10), 4, 7, 2, 3), // ResNet stem kernel, even sizes
-    case(1, 3, (6, 6), 2, 7, 1, 3),   // 7x7 kernel over a smaller image
-    case(3, 5, (8, 6), 7, 1, 1, 0),   // pointwise, images stacked in one GEMM
-    case(1, 5, (8, 6), 7, 1, 1, 0),   // pointwise, direct GEMM on the input
-    case(3, 4, (9, 9), 3, 1, 2, 0),   // 1x1 stride-2 downsample
-    case(5, 2, (28, 30), 3, 3, 1, 1), // chunks of 3 + 2 images
-    case(2, 3, (46, 46), 2, 1, 1, 0), // pointwise, one image per GEMM
-    case(2, 2, (48, 50), 3, 3, 2, 1), // larger image, stride 2
+    case(1, 3, (9, 12), 5, 3, 1, 1),   // non-square, stride 1, batch 1
+    case(3, 5, (9, 11), 7, 3, 2, 1),   // stride 2, batch 3, odd channels
+    case(3, 5, (9, 12), 7, 3, 2, 1),   // stride 2, height and width of different parity
+    case(1, 3, (9, 12), 4, 3, 1, 0),   // no padding
+    case(3, 3, (7, 5), 2, 3, 1, 3),    // padding wider than the kernel reach
+    case(3, 3, (11, 10), 5, 7, 2, 3),  // ResNet stem kernel
+    case(2, 3, (12, 10), 4, 7, 2, 3),  // ResNet stem kernel, even sizes
+    case(1, 3, (6, 6), 2, 7, 1, 3),    // 7x7 kernel over a smaller image
+    case(3, 5, (8, 6), 7, 1, 1, 0),    // pointwise, images stacked in one GEMM
+    case(1, 5, (8, 6), 7, 1, 1, 0),    // pointwise, direct GEMM on the input
+    case(3, 4, (9, 9), 3, 1, 2, 0),    // 1x1 stride-2 downsample
+    case(5, 2, (28, 30), 3, 3, 1, 1),  // chunks of 3 + 2 images
+    case(2, 3, (46, 46), 2, 1, 1, 0),  // pointwise, one image per GEMM
+    case(2, 2, (48, 50), 3, 3, 2, 1),  // larger image, stride 2
+    case(2, 8, (10, 13), 8, 3, 1, 1),  // thin stride-1 layer (direct kernels on AVX-512)
+    case(2, 3, (18, 20), 16, 7, 2, 3), // thin stem (direct kernels on AVX-512)
+    case(3, 16, (9, 9), 8, 3, 2, 1),   // thin stride-2 layer (direct forward and weight grad)
 ];
 
 /// A convolution's output and the gradients of `sum(y * r)`.
