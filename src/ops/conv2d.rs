@@ -476,12 +476,10 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
             );
         }
     });
+    // `dw_t` is `pl x k`; as one "image" of `pl` channels by `k` pixels,
+    // its pixel-major form is `dw` (`k x pl`).
     let mut dw = output_buffer(g.k * pl);
-    for (r, row) in dw_t.chunks_exact(g.k).enumerate() {
-        for (k, &value) in row.iter().enumerate() {
-            dw[k * pl + r] = value;
-        }
-    }
+    pixels_major(&dw_t, pl, g.k, &mut dw);
     dw
 }
 
