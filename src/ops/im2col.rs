@@ -72,7 +72,24 @@ impl StrideTap {
 /// phases (see [`PhasePlanes`]), so that every kernel tap reads a shifted
 /// window of one phase with unit stride: whole rows are copied instead of
 /// gathered one pixel at a time.
+///
+/// Small output planes (at most [`SMALL_PLANE`] pixels) go through a
+/// [`TapTable`] instead.
 pub(crate) fn im2col(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+    if g.out_pixels() <= SMALL_PLANE {
+        im2col_table(g, x, n0, nb, col);
+    } else {
+        im2col_rows(g, x, n0, nb, col);
+    }
+}
+
+/// Output planes of at most this many pixels are lowered and raised through
+/// a [`TapTable`]: with rows of a few pixels, per-row bounds, block copies
+/// and padding fills cost more than the data they move.
+const SMALL_PLANE: usize = 64;
+
+/// [`im2col`] by whole rows of stride phases.
+fn im2col_rows(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
     let (p, chw, taps) = (g.out_pixels(), g.c * g.in_pixels(), g.kh * g.kw);
     assert_eq!(col.len(), g.patch_len() * nb * p, "im2col: buffer size");
     assert!(x.len() >= (n0 + nb) * chw, "im2col: input too short");
@@ -87,6 +104,66 @@ pub(crate) fn im2col(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mu
         let window = planes.window(g, tap / g.kw, tap % g.kw);
         for (b, out) in row.chunks_exact_mut(p).enumerate() {
             window.gather(planes.plane(b * g.c + c, window.phase), g, out);
+        }
+    });
+}
+
+/// For every kernel tap and output pixel, the offset within an input plane
+/// of the pixel it reads, or [`TapTable::PADDING`].
+struct TapTable {
+    offsets: Vec<u32>,
+    out_pixels: usize,
+}
+
+impl TapTable {
+    /// Marks a tap that reads the zero padding.
+    const PADDING: u32 = u32::MAX;
+
+    fn new(g: &ConvGeometry) -> Self {
+        let mut offsets = Vec::with_capacity(g.kh * g.kw * g.out_pixels());
+        for i in 0..g.kh {
+            for j in 0..g.kw {
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let y = (oy * g.stride + i).checked_sub(g.padding);
+                        let x = (ox * g.stride + j).checked_sub(g.padding);
+                        offsets.push(match (y, x) {
+                            (Some(y), Some(x)) if y < g.h && x < g.w => (y * g.w + x) as u32,
+                            _ => Self::PADDING,
+                        });
+                    }
+                }
+            }
+        }
+        Self {
+            offsets,
+            out_pixels: g.out_pixels(),
+        }
+    }
+
+    /// The offsets of tap `tap` (`i * kw + j`), one per output pixel.
+    fn tap(&self, tap: usize) -> &[u32] {
+        &self.offsets[tap * self.out_pixels..][..self.out_pixels]
+    }
+}
+
+/// [`im2col`] through a [`TapTable`]: one table lookup per entry.
+fn im2col_table(g: &ConvGeometry, x: &[f32], n0: usize, nb: usize, col: &mut [f32]) {
+    let (p, hw, taps) = (g.out_pixels(), g.in_pixels(), g.kh * g.kw);
+    assert_eq!(col.len(), g.patch_len() * nb * p, "im2col: buffer size");
+    assert!(x.len() >= (n0 + nb) * g.c * hw, "im2col: input too short");
+    assert!(
+        hw < TapTable::PADDING as usize,
+        "im2col: plane too large for a table"
+    );
+    let table = TapTable::new(g);
+    col.par_chunks_mut(nb * p).enumerate().for_each(|(r, row)| {
+        let (c, offsets) = (r / taps, table.tap(r % taps));
+        for (b, out) in row.chunks_exact_mut(p).enumerate() {
+            let plane = &x[((n0 + b) * g.c + c) * hw..][..hw];
+            for (v, &offset) in out.iter_mut().zip(offsets) {
+                *v = plane.get(offset as usize).copied().unwrap_or(0.0);
+            }
         }
     });
 }
@@ -240,7 +317,43 @@ fn rows_align(g: &ConvGeometry) -> bool {
 /// pixel it was gathered from, so `dx` receives the gradient with respect to
 /// the input when `col` holds the gradient with respect to the im2col matrix.
 /// `col` is scratch: entries that map into the padding are zeroed.
+///
+/// Small output planes (at most [`SMALL_PLANE`] pixels) go through a
+/// [`TapTable`]. Both ways add each input pixel's contributions in tap order.
 pub(crate) fn col2im(g: &ConvGeometry, col: &mut [f32], nb: usize, dx: &mut [f32]) {
+    if g.out_pixels() <= SMALL_PLANE {
+        col2im_table(g, col, nb, dx);
+    } else {
+        col2im_rows(g, col, nb, dx);
+    }
+}
+
+/// [`col2im`] through a [`TapTable`]: one table lookup per entry.
+fn col2im_table(g: &ConvGeometry, col: &[f32], nb: usize, dx: &mut [f32]) {
+    let (p, hw, taps) = (g.out_pixels(), g.in_pixels(), g.kh * g.kw);
+    assert_eq!(col.len(), g.patch_len() * nb * p, "col2im: buffer size");
+    assert_eq!(dx.len(), nb * g.c * hw, "col2im: output size");
+    assert!(
+        hw < TapTable::PADDING as usize,
+        "col2im: plane too large for a table"
+    );
+    let (table, cols) = (TapTable::new(g), nb * p);
+    dx.par_chunks_mut(hw).enumerate().for_each(|(q, plane)| {
+        let (b, c) = (q / g.c, q % g.c);
+        plane.fill(0.0);
+        for tap in 0..taps {
+            let src = &col[(c * taps + tap) * cols + b * p..][..p];
+            for (&v, &offset) in src.iter().zip(table.tap(tap)) {
+                if let Some(d) = plane.get_mut(offset as usize) {
+                    *d += v;
+                }
+            }
+        }
+    });
+}
+
+/// [`col2im`] by whole rows (row-aligned blocks where rows align).
+fn col2im_rows(g: &ConvGeometry, col: &mut [f32], nb: usize, dx: &mut [f32]) {
     let (p, hw, taps) = (g.out_pixels(), g.in_pixels(), g.kh * g.kw);
     assert_eq!(col.len(), g.patch_len() * nb * p, "col2im: buffer size");
     assert_eq!(dx.len(), nb * g.c * hw, "col2im: output size");
@@ -371,6 +484,14 @@ pub(crate) fn batch_to_blocks(src: &[f32], rows: usize, p: usize, nb: usize, dst
 mod tests {
     use super::*;
 
+    type Lowering = fn(&ConvGeometry, &[f32], usize, usize, &mut [f32]);
+    type Raising = fn(&ConvGeometry, &mut [f32], usize, &mut [f32]);
+
+    /// Both ways to lower (by rows, by table), whatever the plane size.
+    const LOWERINGS: [Lowering; 2] = [im2col_rows, im2col_table];
+    /// The matching ways back.
+    const RAISINGS: [Raising; 2] = [col2im_rows, |g, col, nb, dx| col2im_table(g, col, nb, dx)];
+
     #[test]
     fn valid_range_clips_padding() {
         // 3-tap kernel, padding 1, stride 1 over 5 pixels: tap 0 misses output 0,
@@ -394,15 +515,17 @@ mod tests {
         // One 1-channel 2x3 image, 2x2 kernel, stride 1, padding 0: out 1x2.
         let g = ConvGeometry::new(&[1, 1, 2, 3], &[1, 1, 2, 2], 1, 0).unwrap();
         let x = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
-        let mut col = vec![f32::NAN; 4 * 2];
-        im2col(&g, &x, 0, 1, &mut col);
-        assert_eq!(col, [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 5.0, 6.0]);
-        // With padding 1, stride 2: out 2x2; tap (0, 0) sees only x[0][1]... at (1, 1).
-        let g = ConvGeometry::new(&[1, 1, 2, 3], &[1, 1, 2, 2], 2, 1).unwrap();
-        let mut col = vec![f32::NAN; 4 * 4];
-        im2col(&g, &x, 0, 1, &mut col);
-        assert_eq!(&col[..4], &[0.0, 0.0, 0.0, 5.0]);
-        assert_eq!(&col[12..], &[1.0, 3.0, 0.0, 0.0]);
+        let padded = ConvGeometry::new(&[1, 1, 2, 3], &[1, 1, 2, 2], 2, 1).unwrap();
+        for lower in LOWERINGS {
+            let mut col = vec![f32::NAN; 4 * 2];
+            lower(&g, &x, 0, 1, &mut col);
+            assert_eq!(col, [1.0, 2.0, 2.0, 3.0, 4.0, 5.0, 5.0, 6.0]);
+            // With padding 1, stride 2: out 2x2; tap (0, 0) sees only x[0][1]... at (1, 1).
+            let mut col = vec![f32::NAN; 4 * 4];
+            lower(&padded, &x, 0, 1, &mut col);
+            assert_eq!(&col[..4], &[0.0, 0.0, 0.0, 5.0]);
+            assert_eq!(&col[12..], &[1.0, 3.0, 0.0, 0.0]);
+        }
     }
 
     #[test]
@@ -435,13 +558,19 @@ mod tests {
             let x: Vec<f32> = (0..len).map(|v| ((v * 37 % 11) as f32) - 5.0).collect();
             let n = g.patch_len() * g.n * g.out_pixels();
             let y: Vec<f32> = (0..n).map(|v| ((v * 13 % 7) as f32) - 3.0).collect();
-            let mut col = vec![f32::NAN; n];
-            im2col(&g, &x, 0, g.n, &mut col);
-            let mut dx = vec![f32::NAN; x.len()];
-            col2im(&g, &mut y.clone(), g.n, &mut dx);
-            let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
-            let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
-            assert_eq!(lhs, rhs, "{g:?}");
+            let mut raised = Vec::new();
+            for (lower, raise) in LOWERINGS.iter().zip(RAISINGS) {
+                let mut col = vec![f32::NAN; n];
+                lower(&g, &x, 0, g.n, &mut col);
+                let mut dx = vec![f32::NAN; x.len()];
+                raise(&g, &mut y.clone(), g.n, &mut dx);
+                let lhs: f32 = col.iter().zip(&y).map(|(a, b)| a * b).sum();
+                let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
+                assert_eq!(lhs, rhs, "{g:?}");
+                raised.push(dx);
+            }
+            // Same sums in the same order: bit-identical.
+            assert_eq!(raised[0], raised[1], "{g:?}: rows and table differ");
         }
     }
 
@@ -485,19 +614,20 @@ mod tests {
             let len = input.iter().product::<usize>();
             let x: Vec<f32> = (0..len).map(|v| v as f32 + 1.0).collect();
             let expected = reference_im2col(&g, &x);
-            let mut col = vec![f32::NAN; expected.len()];
-            im2col(&g, &x, 0, g.n, &mut col);
-            assert_eq!(col, expected, "{g:?}");
-            // One image at a time, from the middle of the batch.
-            let per_image = g.patch_len() * g.out_pixels();
-            let mut col = vec![f32::NAN; per_image];
-            im2col(&g, &x, g.n - 1, 1, &mut col);
             let last: Vec<f32> = expected
                 .chunks_exact(g.n * g.out_pixels())
                 .flat_map(|row| &row[(g.n - 1) * g.out_pixels()..])
                 .copied()
                 .collect();
-            assert_eq!(col, last, "{g:?}, last image");
+            for lower in LOWERINGS {
+                let mut col = vec![f32::NAN; expected.len()];
+                lower(&g, &x, 0, g.n, &mut col);
+                assert_eq!(col, expected, "{g:?}");
+                // One image at a time, from the middle of the batch.
+                let mut col = vec![f32::NAN; last.len()];
+                lower(&g, &x, g.n - 1, 1, &mut col);
+                assert_eq!(col, last, "{g:?}, last image");
+            }
         }
     }
 }
