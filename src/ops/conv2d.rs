@@ -8,6 +8,11 @@
 //! time and write the GEMM result straight into the output. Parallelism comes
 //! from the GEMM (over candle's threads) and from rayon over the rows of
 //! im2col and the planes of col2im.
+//!
+//! Thin layers (see [`direct_conv::suits_forward`]) skip the lowering on
+//! CPUs with AVX-512: their forward pass, weight gradient and, at stride 1,
+//! input gradient (a forward convolution with flipped kernels) run the
+//! direct kernels of [`super::direct_conv`].
 
 use super::conv2d_portable;
 use super::cpu::{dense_f32, output_buffer};

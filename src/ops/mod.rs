@@ -7,8 +7,9 @@
 //! element-wise ops, which makes CPU training several times slower than the
 //! forward pass suggests. The ops here are candle custom ops with their own
 //! backward passes: convolutions lower to im2col/col2im and the `gemm` crate
-//! (the GEMM candle itself uses), and batch norm reads and writes each tensor
-//! as few times as its closed form allows.
+//! (the GEMM candle itself uses), except thin ones, which run direct
+//! register-tiled kernels on CPUs with AVX-512 (`direct_conv`); batch norm
+//! reads and writes each tensor as few times as its closed form allows.
 //!
 //! The entry points are drop-in replacements: [`conv2d`] matches
 //! `x.conv2d(&w, padding, stride, 1, 1)`, [`batch_norm_train`] the textbook
