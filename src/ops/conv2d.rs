@@ -373,14 +373,14 @@ fn grad_blocks<'a>(
 }
 
 /// Input gradient: `col2im(weight^T x grad)` per chunk, or for thin
-/// stride-1 layers the direct forward kernel (see [`transposed_conv`]).
+/// stride-1 layers the direct forward kernel (see [`transposed_geometry`]).
 fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let isa = Isa::detect();
-    if let Some((gt, wt)) = transposed_conv(g, w) {
+    if let Some(gt) = transposed_geometry(g) {
         if direct_conv::suits_forward(&gt, isa) {
             // The direct kernel writes every output pixel.
             let mut dx = output_buffer(g.n * g.c * g.in_pixels());
-            direct_conv::forward(&gt, dy, &wt, &mut dx, isa);
+            direct_conv::forward(&gt, dy, &flipped_kernels(g, w), &mut dx, isa);
             return dx;
         }
     }
@@ -413,17 +413,23 @@ fn input_grad_lowered(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     dx
 }
 
-/// The input gradient of a stride-1 convolution as a forward convolution:
-/// the output gradient convolved with the kernels flipped in both axes and
-/// with input and output channels swapped, padded by `kernel - 1 - padding`.
-/// `None` for strided convolutions and paddings wider than the kernel.
-fn transposed_conv(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry, Vec<f32>)> {
+/// The input gradient of a stride-1 convolution is a forward convolution:
+/// the output gradient convolved with [`flipped_kernels`], padded by
+/// `kernel - 1 - padding`. Its geometry, or `None` for strided
+/// convolutions, non-square kernels and paddings as wide as the kernel.
+fn transposed_geometry(g: &ConvGeometry) -> Option<ConvGeometry> {
     if g.stride != 1 || g.kh != g.kw || g.padding >= g.kh {
         return None;
     }
     let padding = g.kh - 1 - g.padding;
     let gt = ConvGeometry::new(&g.out_dims(), &[g.c, g.k, g.kh, g.kw], 1, padding).ok()?;
     debug_assert_eq!((gt.oh, gt.ow), (g.h, g.w));
+    Some(gt)
+}
+
+/// The kernels `w` (`[k, c, kh, kw]`) flipped in both spatial axes with
+/// input and output channels swapped: `[c, k, kh, kw]`.
+fn flipped_kernels(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
     let taps = g.kh * g.kw;
     let mut flipped = vec![0.0; w.len()];
     for k in 0..g.k {
@@ -435,7 +441,7 @@ fn transposed_conv(g: &ConvGeometry, w: &[f32]) -> Option<(ConvGeometry, Vec<f32
             }
         }
     }
-    Some((gt, flipped))
+    flipped
 }
 
 /// Weight gradient: the direct kernel for thin layers, else
@@ -651,9 +657,15 @@ mod tests {
             let flat = |t: Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
             let dy = flat(seeded(&g.out_dims(), 60 + i as u64));
             let w = flat(seeded(&[g.k, g.c, kernel, kernel], 70 + i as u64));
-            let (gt, wt) = transposed_conv(&g, &w).expect("stride 1, padding < kernel");
+            let gt = transposed_geometry(&g).expect("stride 1, padding < kernel");
             let mut direct = vec![f32::NAN; g.n * g.c * g.in_pixels()];
-            direct_conv::forward(&gt, &dy, &wt, &mut direct, Isa::Portable);
+            direct_conv::forward(
+                &gt,
+                &dy,
+                &flipped_kernels(&g, &w),
+                &mut direct,
+                Isa::Portable,
+            );
             let lowered = input_grad_lowered(&g, &dy, &w);
             let worst = direct
                 .iter()
@@ -666,7 +678,7 @@ mod tests {
             );
         }
         let strided = ConvGeometry::new(&[1, 8, 9, 9], &[8, 8, 3, 3], 2, 1).unwrap();
-        assert!(transposed_conv(&strided, &[0.0; 576]).is_none());
+        assert!(transposed_geometry(&strided).is_none());
     }
 
     #[test]

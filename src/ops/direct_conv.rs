@@ -10,9 +10,11 @@
 //! pixel is a unit-stride read at a fixed offset, and a tile of output
 //! channels by 16-pixel vectors accumulates in registers over all taps.
 //!
-//! The kernels are generic over [`Lanes`]: AVX-512 where the CPU has it, the
-//! portable lanes otherwise. Both give bit-identical results, and results
-//! never depend on the thread count: each output value is one fused
+//! The kernels are generic over [`Lanes`] and run on AVX-512 registers where
+//! the CPU has them; the convolution op only picks them there (see
+//! [`suits_forward`]). The portable lanes run the same arithmetic on any CPU,
+//! bit for bit, which is how the tests check these kernels everywhere.
+//! Results never depend on the thread count: each output value is one fused
 //! multiply-add chain in a fixed tap order, and the weight gradient sums
 //! fixed groups of images in a fixed order.
 
@@ -137,6 +139,16 @@ impl PhaseLayout {
         oh * self.vectors_per_row
     }
 
+    /// One past the last float any tap window of any of the `oh` rows'
+    /// output vectors reads.
+    fn reach(&self, oh: usize) -> usize {
+        let last_vector = self.plane_offset(self.vectors(oh).saturating_sub(1));
+        self.taps
+            .iter()
+            .max()
+            .map_or(0, |&tap| tap + last_vector + LANES)
+    }
+
     /// Offset of output vector `v`'s first pixel within a plane.
     fn plane_offset(&self, v: usize) -> usize {
         (v / self.vectors_per_row) * self.row_len + (v % self.vectors_per_row) * LANES
@@ -211,6 +223,7 @@ pub(crate) fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], out: &mut [f32], i
         }
     }
     let (chw, kp) = (g.c * g.in_pixels(), g.k * g.out_pixels());
+    assert!(x.len() == g.n * chw && w.len() == g.k * taps && out.len() == g.n * kp);
     out.par_chunks_mut(kp)
         .zip(x.par_chunks(chw))
         .for_each(|(out_image, image)| {
@@ -229,16 +242,15 @@ fn forward_image(
     out: &mut [f32],
     isa: Isa,
 ) {
-    let last_read = layout.taps.iter().max().copied().unwrap_or(0)
-        + layout.plane_offset(layout.vectors(g.oh).saturating_sub(1))
-        + LANES;
-    assert!(last_read <= planes.len() && weight_t.len() == layout.taps.len() * g.k);
+    assert!(layout.reach(g.oh) <= planes.len() && weight_t.len() == layout.taps.len() * g.k);
     assert_eq!(out.len(), g.k * g.out_pixels());
     match isa {
         #[cfg(target_arch = "x86_64")]
-        // SAFETY: `Isa::Avx512` is only chosen where the CPU has AVX-512F
-        // (`Isa::detect`); the bounds of every access were checked above.
-        Isa::Avx512 => unsafe { forward_image_avx512(g, layout, weight_t, planes, out) },
+        // SAFETY: the CPU has AVX-512F (checked in the guard); the bounds of
+        // every access were checked above.
+        Isa::Avx512 if super::lanes::avx512_available() => unsafe {
+            forward_image_avx512(g, layout, weight_t, planes, out)
+        },
         // SAFETY: bounds checked above.
         _ => unsafe { forward_image_lanes::<Portable>(g, layout, weight_t, planes, out) },
     }
@@ -333,6 +345,7 @@ pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], isa: Isa) -> 
     let layout = PhaseLayout::new(g);
     let taps = g.patch_len();
     let (chw, kp) = (g.c * g.in_pixels(), g.k * g.out_pixels());
+    assert!(x.len() == g.n * chw && dy.len() == g.n * kp);
     let tasks = g.n.div_ceil(WGRAD_IMAGES_PER_TASK);
     let partials: Vec<Vec<[f32; LANES]>> = (0..tasks)
         .into_par_iter()
@@ -383,15 +396,14 @@ fn weight_grad_image(
     isa: Isa,
 ) {
     let vectors = layout.vectors(g.oh);
-    let last_read = layout.taps.iter().max().copied().unwrap_or(0)
-        + layout.plane_offset(vectors.saturating_sub(1))
-        + LANES;
-    assert!(last_read <= planes.len() && dy_vectors.len() == g.k * vectors * LANES);
+    assert!(layout.reach(g.oh) <= planes.len() && dy_vectors.len() == g.k * vectors * LANES);
     assert_eq!(partial.len(), g.k * layout.taps.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: as in `forward_image`.
-        Isa::Avx512 => unsafe { weight_grad_avx512(g, layout, planes, dy_vectors, partial) },
+        Isa::Avx512 if super::lanes::avx512_available() => unsafe {
+            weight_grad_avx512(g, layout, planes, dy_vectors, partial)
+        },
         // SAFETY: bounds checked above.
         _ => unsafe { weight_grad_lanes::<Portable>(g, layout, planes, dy_vectors, partial) },
     }
