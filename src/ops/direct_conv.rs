@@ -618,6 +618,29 @@ mod tests {
     }
 
     #[test]
+    fn results_do_not_depend_on_the_thread_count() {
+        // 9 images: tasks of 4, 4 and 1 image for the weight gradient.
+        let g = ConvGeometry::new(&[9, 3, 20, 18], &[8, 3, 5, 5], 2, 2).unwrap();
+        let (x, w) = operands(&g, 7);
+        let (x, w, dy) = (flat(&x), flat(&w), flat(&seeded(&g.out_dims(), 8)));
+        for isa in isas() {
+            let run = |threads: usize| {
+                let pool = rayon::ThreadPoolBuilder::new()
+                    .num_threads(threads)
+                    .build()
+                    .unwrap();
+                pool.install(|| {
+                    let mut out = vec![0.0; g.n * g.k * g.out_pixels()];
+                    forward(&g, &x, &w, &mut out, isa);
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    (bits(&out), bits(&weight_grad(&g, &x, &dy, isa)))
+                })
+            };
+            assert!(run(1) == run(3), "{isa:?}: thread counts differ");
+        }
+    }
+
+    #[test]
     fn excess_lanes_never_meet_unread_pixels() {
         // Infinity in a column no output pixel reads (the last one, beyond
         // the last stride-2 window) must not reach the weight gradient as
