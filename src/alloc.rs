@@ -31,7 +31,14 @@ use std::sync::Mutex;
 pub struct HugePageAllocator;
 
 /// Blocks at least this large are rounded to huge pages and cached.
-pub const LARGE_BLOCK: usize = 8 << 20;
+///
+/// One huge page: blocks of 2-8 MiB (ResNet-18's deeper activations at
+/// batch 32) served by glibc came from the rayon threads' own heaps, which
+/// give freed memory back to the OS, so every inference step faulted about
+/// 4,900 fresh pages back in (`perf stat -e page-faults` over 3 and 9 steps
+/// of `ablate speed --model resnet18 --mode inference --threads 1`); cached
+/// here, about 220.
+pub const LARGE_BLOCK: usize = 2 << 20;
 
 /// Most blocks the cache keeps.
 pub const CACHE_SLOTS: usize = 96;
