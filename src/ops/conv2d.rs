@@ -644,6 +644,29 @@ mod tests {
     }
 
     #[test]
+    fn shared_cases_reach_every_direct_kernel() {
+        // On AVX-512 CPUs the candle and finite-difference tests above then
+        // run the direct forward, weight-gradient and input-gradient paths.
+        let geometries: Vec<ConvGeometry> = CASES
+            .iter()
+            .map(|cs| {
+                let (input, weight) = ([cs.n, cs.c, cs.h, cs.w], [cs.k, cs.c, cs.kh, cs.kw]);
+                ConvGeometry::new(&input, &weight, cs.stride, cs.padding).unwrap()
+            })
+            .collect();
+        let isa = Isa::Avx512;
+        assert!(geometries
+            .iter()
+            .any(|g| direct_conv::suits_forward(g, isa)));
+        assert!(geometries
+            .iter()
+            .any(|g| direct_conv::suits_weight_grad(g, isa) && g.stride > 1));
+        assert!(geometries.iter().any(|g| {
+            transposed_geometry(g).is_some_and(|gt| direct_conv::suits_forward(&gt, isa))
+        }));
+    }
+
+    #[test]
     fn stride_one_input_gradient_as_a_forward_convolution() {
         // The direct input gradient (forced to portable lanes so every CPU
         // runs it) against col2im, for kernels 1, 3, 5 and every padding

@@ -128,9 +128,9 @@ pub(crate) const CONV_CASES: &[ConvCase] = &[
     case(5, 2, (28, 30), 3, 3, 1, 1),  // chunks of 3 + 2 images
     case(2, 3, (46, 46), 2, 1, 1, 0),  // pointwise, one image per GEMM
     case(2, 2, (48, 50), 3, 3, 2, 1),  // larger image, stride 2
-    case(2, 8, (10, 13), 8, 3, 1, 1),  // thin stride-1 layer (direct kernels on AVX-512)
-    case(2, 3, (18, 20), 16, 7, 2, 3), // thin stem (direct kernels on AVX-512)
-    case(3, 16, (9, 9), 8, 3, 2, 1),   // thin stride-2 layer (direct forward and weight grad)
+    case(2, 8, (10, 37), 8, 3, 1, 1),  // thin stride-1 layer (direct kernels on AVX-512)
+    case(2, 3, (18, 40), 16, 7, 2, 3), // thin stem (direct kernels on AVX-512)
+    case(3, 16, (9, 35), 8, 3, 2, 1),  // thin stride-2 layer (direct forward and weight grad)
 ];
 
 /// A convolution's output and the gradients of `sum(y * r)`.
