@@ -97,6 +97,8 @@ struct PhaseLayout {
     /// Kernel width.
     kw: usize,
     vectors_per_row: usize,
+    /// Output vectors per image and channel (`oh * vectors_per_row`).
+    vectors: usize,
     /// Start of every tap's window, in `(c, ky, kx)` order.
     taps: Vec<usize>,
 }
@@ -125,6 +127,7 @@ impl PhaseLayout {
             ow: g.ow,
             kw: g.kw,
             vectors_per_row,
+            vectors: g.oh * vectors_per_row,
             taps,
         }
     }
@@ -134,15 +137,9 @@ impl PhaseLayout {
         channels * self.stride * self.stride * self.rows * self.row_len
     }
 
-    /// Output vectors per image and channel.
-    fn vectors(&self, oh: usize) -> usize {
-        oh * self.vectors_per_row
-    }
-
-    /// One past the last float any tap window of any of the `oh` rows'
-    /// output vectors reads.
-    fn reach(&self, oh: usize) -> usize {
-        let last_vector = self.plane_offset(self.vectors(oh).saturating_sub(1));
+    /// One past the last float any tap window of any output vector reads.
+    fn reach(&self) -> usize {
+        let last_vector = self.plane_offset(self.vectors.saturating_sub(1));
         self.taps
             .iter()
             .max()
@@ -156,9 +153,12 @@ impl PhaseLayout {
 
     /// Offset of output vector `v` within an output plane of width `ow`,
     /// and how many of its lanes are real pixels.
-    fn output_span(&self, v: usize, ow: usize) -> (usize, usize) {
+    fn output_span(&self, v: usize) -> (usize, usize) {
         let (oy, seg) = (v / self.vectors_per_row, v % self.vectors_per_row);
-        (oy * ow + seg * LANES, (ow - seg * LANES).min(LANES))
+        (
+            oy * self.ow + seg * LANES,
+            (self.ow - seg * LANES).min(LANES),
+        )
     }
 
     /// Writes the phases of one image (`c x h x w`) into `planes`.
@@ -242,7 +242,7 @@ fn forward_image(
     out: &mut [f32],
     isa: Isa,
 ) {
-    assert!(layout.reach(g.oh) <= planes.len() && weight_t.len() == layout.taps.len() * g.k);
+    assert!(layout.reach() <= planes.len() && weight_t.len() == layout.taps.len() * g.k);
     assert_eq!(out.len(), g.k * g.out_pixels());
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -279,7 +279,7 @@ unsafe fn forward_image_lanes<L: Lanes>(
     planes: &[f32],
     out: &mut [f32],
 ) {
-    let vectors = layout.vectors(g.oh);
+    let vectors = layout.vectors;
     for k0 in (0..g.k).step_by(FWD_CHANNELS) {
         let mut v = 0;
         while v + FWD_VECTORS <= vectors {
@@ -326,7 +326,7 @@ unsafe fn forward_tile<L: Lanes, const V: usize>(
     for (kk, row) in acc.iter().enumerate() {
         let out_plane = &mut out[(k0 + kk) * plane_len..][..plane_len];
         for (i, sum) in row.iter().enumerate() {
-            let (offset, len) = layout.output_span(v0 + i, g.ow);
+            let (offset, len) = layout.output_span(v0 + i);
             let dst = &mut out_plane[offset..offset + len];
             // SAFETY: `dst` holds exactly `len` floats.
             unsafe { sum.store_first(dst.as_mut_ptr(), len) };
@@ -353,7 +353,7 @@ pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], isa: Isa) -> 
             let first = task * WGRAD_IMAGES_PER_TASK;
             let images = first..(first + WGRAD_IMAGES_PER_TASK).min(g.n);
             let mut partial = vec![[0.0; LANES]; g.k * taps];
-            let dy_len = g.k * layout.vectors(g.oh) * LANES;
+            let dy_len = g.k * layout.vectors * LANES;
             with_scratch(layout.image_len(g.c), dy_len, |planes, dy_vectors| {
                 for b in images {
                     layout.fill(&x[b * chw..][..chw], g.h, g.w, planes);
@@ -368,8 +368,7 @@ pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], isa: Isa) -> 
     let mut total = vec![Portable::zero(); g.k * taps];
     for partial in &partials {
         for (sum, lanes) in total.iter_mut().zip(partial) {
-            // SAFETY: `lanes` holds LANES floats.
-            *sum = sum.add(unsafe { Portable::load(lanes.as_ptr()) });
+            *sum = sum.add(Portable::from(*lanes));
         }
     }
     total.iter().map(|lanes| lanes.sum()).collect()
@@ -395,8 +394,8 @@ fn weight_grad_image(
     partial: &mut [[f32; LANES]],
     isa: Isa,
 ) {
-    let vectors = layout.vectors(g.oh);
-    assert!(layout.reach(g.oh) <= planes.len() && dy_vectors.len() == g.k * vectors * LANES);
+    let vectors = layout.vectors;
+    assert!(layout.reach() <= planes.len() && dy_vectors.len() == g.k * vectors * LANES);
     assert_eq!(partial.len(), g.k * layout.taps.len());
     match isa {
         #[cfg(target_arch = "x86_64")]
@@ -439,13 +438,13 @@ unsafe fn weight_grad_lanes<L: Lanes>(
         while t + WGRAD_TAPS <= taps {
             // SAFETY: forwarded from the caller.
             unsafe {
-                weight_grad_tile::<L, WGRAD_TAPS>(g, layout, planes, dy_vectors, partial, k0, t)
+                weight_grad_tile::<L, WGRAD_TAPS>(layout, planes, dy_vectors, partial, k0, t)
             };
             t += WGRAD_TAPS;
         }
         for t in t..taps {
             // SAFETY: forwarded from the caller.
-            unsafe { weight_grad_tile::<L, 1>(g, layout, planes, dy_vectors, partial, k0, t) };
+            unsafe { weight_grad_tile::<L, 1>(layout, planes, dy_vectors, partial, k0, t) };
         }
     }
 }
@@ -457,7 +456,6 @@ unsafe fn weight_grad_lanes<L: Lanes>(
 /// As for [`weight_grad_lanes`].
 #[inline(always)]
 unsafe fn weight_grad_tile<L: Lanes, const T: usize>(
-    g: &ConvGeometry,
     layout: &PhaseLayout,
     planes: &[f32],
     dy_vectors: &[f32],
@@ -466,7 +464,7 @@ unsafe fn weight_grad_tile<L: Lanes, const T: usize>(
     t0: usize,
 ) {
     let taps: [usize; T] = std::array::from_fn(|j| layout.taps[t0 + j]);
-    let vectors = layout.vectors(g.oh);
+    let vectors = layout.vectors;
     let dy_plane = vectors * LANES;
     let (planes, dy) = (planes.as_ptr(), dy_vectors.as_ptr());
     let mut acc = [[L::zero(); T]; WGRAD_CHANNELS];

@@ -57,6 +57,12 @@ pub(crate) unsafe trait Lanes: Copy {
 #[derive(Clone, Copy)]
 pub(crate) struct Portable([f32; LANES]);
 
+impl From<[f32; LANES]> for Portable {
+    fn from(lanes: [f32; LANES]) -> Self {
+        Self(lanes)
+    }
+}
+
 // SAFETY: `load` reads and `store_first` writes exactly the documented lanes.
 unsafe impl Lanes for Portable {
     #[inline(always)]
