@@ -3,7 +3,8 @@
 //!
 //! The direct convolution kernels (`super::direct_conv`) are written once,
 //! generic over [`Lanes`]; the AVX-512 instantiation runs where the CPU has
-//! it and the portable one everywhere (tests included). Every operation is
+//! it, and the portable one runs on any CPU (the tests use it everywhere to
+//! check the kernels' arithmetic). Every operation is
 //! lane-wise and exactly rounded (fused multiply-add rounds once in both),
 //! so the two give bit-identical results for the same sequence of calls.
 
