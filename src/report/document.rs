@@ -180,6 +180,7 @@ pub fn build(inputs: &Inputs<'_>) -> Document {
             });
         }
     }
+    blocks.extend(super::found::blocks(inputs.table, inputs.summaries));
     blocks.extend(comparison_blocks(inputs));
     blocks.extend(cell_test_blocks(inputs));
     blocks.extend(provenance_blocks(inputs));

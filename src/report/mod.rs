@@ -14,6 +14,7 @@ pub mod compare;
 pub mod curves;
 pub mod document;
 pub mod figures;
+pub mod found;
 pub mod html;
 pub mod load;
 pub mod markdown;

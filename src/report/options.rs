@@ -129,7 +129,7 @@ fn parse_metrics(value: &toml::Value, results: &ResultsTable) -> Result<Vec<Stri
 
 /// Whether larger values of a metric are better (loss and error counts are not).
 pub fn higher_is_better(metric: &str) -> bool {
-    !matches!(metric, "loss" | "fp" | "fn" | "false_positives")
+    !matches!(metric, "loss" | "fp" | "fn" | "false_positives") && !metric.starts_with("fp_")
 }
 
 /// Whether a metric lies in [0, 1] (so axes may be clamped there).
@@ -144,6 +144,7 @@ pub fn is_unit_interval(metric: &str) -> bool {
             | "f1"
             | "accuracy"
             | "mimic_fraction"
+            | "pool_mimic_fraction"
     )
 }
 
@@ -158,6 +159,8 @@ pub fn metric_label(metric: &str) -> String {
         "false_positives" => "False positives".into(),
         "mined" => "Mined negatives".into(),
         "mimic_fraction" => "Mimic fraction of mined".into(),
+        "pool_mimic_fraction" => "Mimic fraction of pool".into(),
+        "fp_mimic" => "False positives: mimics".into(),
         "train_size" => "Training patches".into(),
         "best_epoch" => "Best epoch".into(),
         other => {

@@ -9,7 +9,7 @@ use super::load::{Model, ResultsTable, STRATEGY_AXIS};
 use crate::stats::{describe, Summary};
 
 /// Metrics summarised, in column order (those the table has).
-pub const SUMMARY_METRICS: [&str; 13] = [
+pub const SUMMARY_METRICS: [&str; 18] = [
     "loss",
     "auroc",
     "auprc",
@@ -21,6 +21,11 @@ pub const SUMMARY_METRICS: [&str; 13] = [
     "false_positives",
     "mined",
     "mimic_fraction",
+    "pool_mimic_fraction",
+    "fp_mimic",
+    "fp_tumour_nest",
+    "fp_empty_vessel",
+    "fp_stroma",
     "train_size",
     "best_epoch",
 ];

@@ -7,6 +7,7 @@
 //! stage is computed under a [`StageLock`], so runs that share an output
 //! folder never compute one artifact twice at once.
 
+use super::found;
 use super::keys::training_seed;
 use super::lock::StageLock;
 use super::plan::{CellPlan, Plan};
@@ -177,6 +178,11 @@ pub struct CellResult {
     pub mined: Vec<MinedPatch>,
     /// Share of mimics among the mined (synthetic data).
     pub mimic_fraction: Option<f64>,
+    /// False positives per negative kind, in [`found::NEGATIVE_KINDS`]
+    /// order (synthetic data; `None` without mining).
+    pub false_positive_kinds: Option<[usize; 4]>,
+    /// Share of mimics in the pool, the mined set's base rate (synthetic data).
+    pub pool_mimic_fraction: Option<f64>,
     /// Test labels (true = positive), in test order.
     pub test_labels: Vec<bool>,
     /// Test patch paths, in test order.
@@ -718,7 +724,11 @@ fn run_cell(
                 .map_err(|e| e.to_string())?;
             let record = MiningRecord {
                 mined,
-                false_positives: query.false_positives.len(),
+                false_positives: query
+                    .false_positives
+                    .iter()
+                    .map(|fp| fp.hard_index)
+                    .collect(),
             };
             store.write_json("mining", key, "mined.json", &record)?;
             store.mark_done("mining", key)?;
@@ -734,7 +744,7 @@ fn run_cell(
             (stored.mined, stored.false_positives)
         }
     } else {
-        (Vec::new(), 0)
+        (Vec::new(), Vec::new())
     };
     let (strong, strong_trained) = if mined.is_empty() {
         (weak.clone(), false)
@@ -798,10 +808,15 @@ fn run_cell(
         .collect();
     Ok(CellResult {
         mimic_fraction: mining_precision(data, &mined),
+        false_positive_kinds: cell
+            .mines()
+            .then(|| found::false_positive_kinds(&data.dataset.hard, &false_positives))
+            .flatten(),
+        pool_mimic_fraction: found::pool_mimic_fraction(&data.dataset.pool),
         weak,
         strong,
         strong_trained,
-        false_positives,
+        false_positives: false_positives.len(),
         mined,
         test_labels,
         test_paths,
@@ -846,7 +861,8 @@ pub fn shared_cached(store: &ArtifactStore, cell: &CellPlan) -> bool {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct MiningRecord {
     mined: Vec<MinedPatch>,
-    false_positives: usize,
+    /// The false positives the mining started from, as hard-labeled indices.
+    false_positives: Vec<usize>,
 }
 
 fn path_string(path: &std::path::Path) -> String {

@@ -3,6 +3,7 @@
 //! `runs.csv` (durations and cache hits), per-cell predictions and mined lists.
 
 use super::execute::{CellOutcomes, CellResult, ModelRecord};
+use super::found::{fp_column, NEGATIVE_KINDS};
 use super::plan::{CellPlan, Plan};
 use crate::experiment::load::plain;
 use crate::experiment::matrix::{FOLD_KEY, SEED_KEY};
@@ -69,12 +70,16 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
             "false_positives",
             "mined",
             "mimic_fraction",
-            "train_size",
-            "best_epoch",
-            "trained",
+            "pool_mimic_fraction",
         ]
         .iter()
         .map(|s| s.to_string()),
+    );
+    header.extend(NEGATIVE_KINDS.map(fp_column));
+    header.extend(
+        ["train_size", "best_epoch", "trained"]
+            .iter()
+            .map(|s| s.to_string()),
     );
     writer.write_record(&header)?;
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
@@ -106,7 +111,7 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
                     row.extend(["failed".to_string(), error.clone()]);
                     row.extend(std::iter::repeat_n(
                         String::new(),
-                        1 + METRIC_COLUMNS.len() + 6,
+                        1 + METRIC_COLUMNS.len() + 7 + NEGATIVE_KINDS.len(),
                     ));
                 }
             }
@@ -162,6 +167,11 @@ fn model_columns(cell: &CellPlan, result: &CellResult, stage: &str) -> Vec<Strin
     } else {
         String::new()
     });
+    row.push(result.pool_mimic_fraction.map(number).unwrap_or_default());
+    match result.false_positive_kinds {
+        Some(counts) => row.extend(counts.map(|n| n.to_string())),
+        None => row.extend(std::iter::repeat_n(String::new(), NEGATIVE_KINDS.len())),
+    }
     row.push(record.train_size.to_string());
     row.push(record.best_epoch.to_string());
     row.push(trained.to_string());

@@ -203,6 +203,8 @@ pub struct Nucleus {
     pub density: f32,
     /// Chromatin texture contrast (0 = homogeneous).
     pub texture: f32,
+    /// How much the nucleus covers what lies under it (0 = invisible, 1 = opaque).
+    pub opacity: f32,
 }
 
 /// A red blood cell: small eosin-dense disc with central pallor.
@@ -377,7 +379,7 @@ impl Canvas {
         let soft = self.soft;
         self.for_box(n.centre, n.a.max(n.b) + 2.0 * soft, |p, h, e| {
             let d = ellipse_sdf(p, n.centre, n.a, n.b, n.angle);
-            let cover = inside(d, soft);
+            let cover = n.opacity * inside(d, soft);
             if cover <= 0.0 {
                 return;
             }
@@ -531,6 +533,7 @@ mod tests {
                 angle: 0.0,
                 density: 1.2,
                 texture: 0.0,
+                opacity: 1.0,
             }],
             red_cells: vec![],
             grain: ValueNoise::new(2),

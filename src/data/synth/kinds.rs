@@ -27,11 +27,44 @@ use image::RgbImage;
 use rand::Rng;
 use std::f32::consts::{PI, TAU};
 
+/// How the scenes of a dataset are drawn: the difficulty of the evidence
+/// that separates invasion from its mimic (see [`super::SynthConfig`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SceneStyle {
+    /// Opacity of the endothelial lining (flat nuclei and membrane) of every
+    /// lined space, 0 (invisible) to 1 (full contrast).
+    pub lining_visibility: f32,
+    /// How much a retraction cleft is shaped like a vessel lumen: 0 follows
+    /// the nest outline at nearly even width, 1 is an oval lumen with the nest
+    /// off-centre, drawn from the invasion's own distribution.
+    pub mimic_lumen_likeness: f32,
+    /// Widest mean width of the clear space between a tumour cluster and the
+    /// wall (lumen or cleft), in patch widths; the width is uniform in
+    /// `[0.35, 1] x` this.
+    pub space_width: f32,
+}
+
+impl Default for SceneStyle {
+    fn default() -> Self {
+        Self {
+            lining_visibility: 1.0,
+            mimic_lumen_likeness: 0.0,
+            space_width: 0.06,
+        }
+    }
+}
+
 /// Draws one patch of `kind` at `size` x `size` pixels with a slide's `stain`.
 /// All randomness (geometry, texture, a small per-patch stain jitter, sensor
 /// noise) comes from `rng`, so a patch is a pure function of its stream.
-pub fn render_patch(kind: PatchKind, stain: &Stain, size: u32, rng: &mut impl Rng) -> RgbImage {
-    let scene = build_scene(kind, rng);
+pub fn render_patch(
+    kind: PatchKind,
+    style: &SceneStyle,
+    stain: &Stain,
+    size: u32,
+    rng: &mut impl Rng,
+) -> RgbImage {
+    let scene = build_scene(kind, style, rng);
     // Thickness varies a little between patches of one slide.
     let jitter = rng.random_range(0.95..1.05f32);
     let mut patch_stain = stain.clone();
@@ -43,7 +76,7 @@ pub fn render_patch(kind: PatchKind, stain: &Stain, size: u32, rng: &mut impl Rn
 }
 
 /// Draws a random scene of `kind` in unit coordinates.
-pub fn build_scene(kind: PatchKind, rng: &mut impl Rng) -> Scene {
+pub fn build_scene(kind: PatchKind, style: &SceneStyle, rng: &mut impl Rng) -> Scene {
     let mut scene = Scene {
         stroma: stroma(rng),
         space: None,
@@ -57,9 +90,9 @@ pub fn build_scene(kind: PatchKind, rng: &mut impl Rng) -> Scene {
     match kind {
         PatchKind::Stroma => {}
         PatchKind::TumourNest => tumour_nest(&mut scene, rng),
-        PatchKind::EmptyVessel => empty_vessel(&mut scene, rng),
-        PatchKind::Invasion => invasion(&mut scene, rng),
-        PatchKind::Mimic => mimic(&mut scene, rng),
+        PatchKind::EmptyVessel => empty_vessel(&mut scene, style, rng),
+        PatchKind::Invasion => invasion(&mut scene, style, rng),
+        PatchKind::Mimic => mimic(&mut scene, style, rng),
     }
     let crack_chance = if kind == PatchKind::Stroma { 0.5 } else { 0.2 };
     if rng.random_bool(crack_chance) {
@@ -67,7 +100,7 @@ pub fn build_scene(kind: PatchKind, rng: &mut impl Rng) -> Scene {
     }
     add_tumour_nuclei(&mut scene, rng);
     if scene.space.as_ref().is_some_and(|s| s.membrane.is_some()) {
-        add_endothelium(&mut scene, rng);
+        add_endothelium(&mut scene, style.lining_visibility, rng);
     }
     add_stromal_cells(&mut scene, rng);
     scene
@@ -140,11 +173,11 @@ fn cytoplasm(rng: &mut impl Rng, blob: Blob, clip_gap: Option<f32>) -> Cluster {
 }
 
 /// Lymphatic/blood vessel wall: fluid, membrane and rim drawn alike for every lined space.
-fn lined_space(rng: &mut impl Rng, blob: Blob) -> Space {
+fn lined_space(rng: &mut impl Rng, blob: Blob, lining_visibility: f32) -> Space {
     Space {
         blob,
         fluid: rng.random_range(0.0..0.08),
-        membrane: Some(rng.random_range(0.006..0.010)),
+        membrane: Some(lining_visibility * rng.random_range(0.006..0.010)),
         rim: rng.random_range(0.0..0.15),
     }
 }
@@ -166,11 +199,11 @@ fn tumour_nest(scene: &mut Scene, rng: &mut impl Rng) {
     scene.cluster = Some(cytoplasm(rng, blob, None));
 }
 
-fn empty_vessel(scene: &mut Scene, rng: &mut impl Rng) {
+fn empty_vessel(scene: &mut Scene, style: &SceneStyle, rng: &mut impl Rng) {
     let centre = near_centre(rng, 0.1);
     let radius = rng.random_range(0.16..0.33);
     let vessel = vessel_blob(rng, centre, radius, 0.4);
-    let space = lined_space(rng, vessel);
+    let space = lined_space(rng, vessel, style.lining_visibility);
     scene.space = Some(space);
     if rng.random_bool(0.5) {
         let count = rng.random_range(1..=8);
@@ -178,48 +211,104 @@ fn empty_vessel(scene: &mut Scene, rng: &mut impl Rng) {
     }
 }
 
-fn invasion(scene: &mut Scene, rng: &mut impl Rng) {
-    let centre = near_centre(rng, 0.08);
-    let radius = rng.random_range(0.24..0.38);
-    let vessel = vessel_blob(rng, centre, radius, 0.25);
-    let space = lined_space(rng, vessel);
-    // The embolus floats off-centre, so the lumen around it is uneven (crescent).
-    let direction = rng.random_range(0.0..TAU);
-    let offset = radius * rng.random_range(0.0..0.2f32);
-    let cluster_centre = [
-        centre[0] + offset * direction.cos(),
-        centre[1] + offset * direction.sin(),
-    ];
-    let cluster_radius = radius * rng.random_range(0.55..0.9f32);
-    let blob = nest_blob(rng, cluster_centre, cluster_radius);
-    let clip_gap = rng.random_range(0.015..0.035);
-    scene.space = Some(space);
-    scene.cluster = Some(cytoplasm(rng, blob, Some(clip_gap)));
+/// A tumour cluster in a clear space, the geometry invasion and mimic share:
+/// the space's outer radius, the clear width around the cluster and the
+/// cluster itself come from one distribution for both kinds.
+struct ClusterInSpace {
+    /// Centre of the space.
+    centre: Point,
+    /// Mean outer radius of the space.
+    radius: f32,
+    /// Mean clear width between cluster and wall.
+    gap: f32,
+    /// Where the cluster sits relative to `centre` in a vessel lumen (an
+    /// embolus floats off-centre, so the lumen around it is a crescent).
+    offset: Point,
+    /// The lumen's own oval outline terms (invasion; the mimic's share of
+    /// lumen likeness).
+    lumen_terms: Vec<Harmonic>,
+}
+
+impl ClusterInSpace {
+    fn sample(rng: &mut impl Rng, style: &SceneStyle) -> Self {
+        let centre = near_centre(rng, 0.08);
+        let radius = rng.random_range(0.22..0.34);
+        let gap = style.space_width * rng.random_range(0.35..1.0f32);
+        let direction = rng.random_range(0.0..TAU);
+        let shift = gap * rng.random_range(0.3..0.9f32);
+        let lumen_terms = vessel_blob(rng, centre, radius, 0.12).terms;
+        Self {
+            centre,
+            radius,
+            gap,
+            offset: [shift * direction.cos(), shift * direction.sin()],
+            lumen_terms,
+        }
+    }
+
+    /// The cluster's outline, shifted by `offset_share` of the lumen offset.
+    fn cluster(&self, rng: &mut impl Rng, offset_share: f32) -> Blob {
+        let centre = [
+            self.centre[0] + offset_share * self.offset[0],
+            self.centre[1] + offset_share * self.offset[1],
+        ];
+        nest_blob(rng, centre, self.radius - self.gap)
+    }
+}
+
+fn invasion(scene: &mut Scene, style: &SceneStyle, rng: &mut impl Rng) {
+    let shape = ClusterInSpace::sample(rng, style);
+    let lumen = Blob {
+        centre: shape.centre,
+        radius: shape.radius,
+        terms: shape.lumen_terms.clone(),
+    };
+    let embolus = shape.cluster(rng, 1.0);
+    // The embolus cannot pass the vessel wall.
+    let clip_gap = rng.random_range(0.006..0.015);
+    scene.space = Some(lined_space(rng, lumen, style.lining_visibility));
+    scene.cluster = Some(cytoplasm(rng, embolus, Some(clip_gap)));
     if rng.random_bool(0.3) {
         let count = rng.random_range(1..=4);
         add_red_cells(scene, rng, count);
     }
 }
 
-fn mimic(scene: &mut Scene, rng: &mut impl Rng) {
-    let centre = near_centre(rng, 0.1);
-    let radius = rng.random_range(0.17..0.30);
-    let nest = nest_blob(rng, centre, radius);
-    // Retraction: the stroma shrank away from the nest, leaving a halo of
+fn mimic(scene: &mut Scene, style: &SceneStyle, rng: &mut impl Rng) {
+    let shape = ClusterInSpace::sample(rng, style);
+    let likeness = style.mimic_lumen_likeness;
+    let nest = shape.cluster(rng, likeness);
+    // Retraction: the stroma shrank away from the nest, leaving a cleft of
     // nearly even width that follows the nest outline (same harmonics), with
-    // a slow variation that can close the gap on one side.
-    let gap = rng.random_range(0.02..0.08f32);
-    let mut halo = nest.clone();
-    halo.radius += gap;
-    halo.terms
-        .extend(wobble(rng, gap, &[(1.0, 0.9), (2.0, 0.3)]));
+    // a slow variation that narrows it on one side. Towards lumen likeness
+    // 1 the outline blends into the oval a vessel lumen would have.
+    let follow = 1.0 - likeness;
+    let mut terms: Vec<Harmonic> = nest
+        .terms
+        .iter()
+        .chain(&wobble(rng, shape.gap, &[(1.0, 0.25), (2.0, 0.15)]))
+        .map(|t| Harmonic {
+            amp: follow * t.amp,
+            ..*t
+        })
+        .collect();
+    terms.extend(shape.lumen_terms.iter().map(|t| Harmonic {
+        amp: likeness * t.amp,
+        ..*t
+    }));
+    let cleft = Blob {
+        centre: shape.centre,
+        radius: shape.radius,
+        terms,
+    };
+    let clip_gap = rng.random_range(0.006..0.015);
     scene.space = Some(Space {
-        blob: halo,
+        blob: cleft,
         fluid: rng.random_range(0.0..0.03),
         membrane: None,
         rim: rng.random_range(0.0..0.15),
     });
-    scene.cluster = Some(cytoplasm(rng, nest, None));
+    scene.cluster = Some(cytoplasm(rng, nest, Some(clip_gap)));
 }
 
 /// Red cells in the free part of the clear space.
@@ -291,6 +380,7 @@ fn add_tumour_nuclei(scene: &mut Scene, rng: &mut impl Rng) {
                 angle: rng.random_range(0.0..PI),
                 density: rng.random_range(0.85..1.25),
                 texture: 0.5,
+                opacity: 1.0,
             });
         }
     }
@@ -299,7 +389,7 @@ fn add_tumour_nuclei(scene: &mut Scene, rng: &mut impl Rng) {
 
 /// Flat endothelial nuclei along the wall of a lined space, tangential,
 /// bulging slightly into the lumen, at irregular intervals with some gaps.
-fn add_endothelium(scene: &mut Scene, rng: &mut impl Rng) {
+fn add_endothelium(scene: &mut Scene, visibility: f32, rng: &mut impl Rng) {
     let Some(space) = &scene.space else { return };
     let blob = &space.blob;
     let spacing = rng.random_range(0.11..0.17f32);
@@ -320,6 +410,7 @@ fn add_endothelium(scene: &mut Scene, rng: &mut impl Rng) {
             angle: normal[1].atan2(normal[0]) + PI / 2.0,
             density: rng.random_range(1.0..1.4),
             texture: 0.2,
+            opacity: visibility,
         });
     }
 }
@@ -339,6 +430,7 @@ fn add_stromal_cells(scene: &mut Scene, rng: &mut impl Rng) {
                 angle: fibre_angle + rng.random_range(-0.3..0.3f32),
                 density: rng.random_range(0.9..1.3),
                 texture: 0.2,
+                opacity: 1.0,
             });
         }
     }
@@ -352,6 +444,7 @@ fn add_stromal_cells(scene: &mut Scene, rng: &mut impl Rng) {
                 angle: 0.0,
                 density: rng.random_range(1.4..1.7),
                 texture: 0.1,
+                opacity: 1.0,
             });
         }
     }

@@ -29,9 +29,10 @@
 pub mod draw;
 pub mod kinds;
 pub mod noise;
+pub mod preview;
 pub mod stain;
 
-pub use kinds::{build_scene, render_patch};
+pub use kinds::{build_scene, render_patch, SceneStyle};
 pub use stain::Stain;
 
 use crate::data::{Label, PatchKind, Source, HARD_DIR, MANIFEST_FILE, WEAK_DIR};
@@ -87,6 +88,21 @@ pub struct SynthConfig {
     /// Scale of per-slide stain variation (0: all slides stained alike; 1: default spread).
     #[arg(long, default_value_t = 1.0)]
     pub stain_variation: f64,
+    /// Visibility of the endothelial lining (flat nuclei and membrane on the wall of
+    /// every vessel), the evidence that tells invasion from its mimic: 0 invisible
+    /// (invasion and mimic cannot be told apart), 1 full contrast.
+    #[arg(long, default_value_t = 0.5)]
+    pub lining_visibility: f64,
+    /// How much a mimic's retraction cleft is shaped like a vessel lumen: 0 follows
+    /// the nest outline at nearly even width (a second cue besides the lining),
+    /// 1 an oval lumen with the nest off-centre, exactly as in invasion.
+    #[arg(long, default_value_t = 0.5)]
+    pub mimic_lumen_likeness: f64,
+    /// Widest mean width of the clear space around the tumour cluster of invasion and
+    /// mimic alike, in patch widths (each patch draws 35-100 % of it): the cue that
+    /// tells both from a plain tumour nest.
+    #[arg(long, default_value_t = 0.14)]
+    pub space_width: f64,
 }
 
 impl Default for SynthConfig {
@@ -105,6 +121,9 @@ impl Default for SynthConfig {
             nest_share: 0.35,
             vessel_share: 0.25,
             stain_variation: 1.0,
+            lining_visibility: 0.5,
+            mimic_lumen_likeness: 0.5,
+            space_width: 0.14,
         }
     }
 }
@@ -159,6 +178,8 @@ impl SynthConfig {
             ("stroma_share", self.stroma_share),
             ("nest_share", self.nest_share),
             ("vessel_share", self.vessel_share),
+            ("lining_visibility", self.lining_visibility),
+            ("mimic_lumen_likeness", self.mimic_lumen_likeness),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(invalid(field, value, "a fraction in [0, 1]".into()));
@@ -172,6 +193,13 @@ impl SynthConfig {
                 "stroma_share + nest_share + vessel_share > 0 (at least one negative kind)".into(),
             ));
         }
+        if !(0.0..=0.15).contains(&self.space_width) {
+            return Err(invalid(
+                "space_width",
+                self.space_width,
+                "a width in [0, 0.15] patch widths".into(),
+            ));
+        }
         if !(0.0..=4.0).contains(&self.stain_variation) {
             return Err(invalid(
                 "stain_variation",
@@ -180,6 +208,15 @@ impl SynthConfig {
             ));
         }
         Ok(())
+    }
+
+    /// How scenes are drawn: the difficulty settings of the generator.
+    pub fn scene_style(&self) -> SceneStyle {
+        SceneStyle {
+            lining_visibility: self.lining_visibility as f32,
+            mimic_lumen_likeness: self.mimic_lumen_likeness as f32,
+            space_width: self.space_width as f32,
+        }
     }
 
     /// Exact number of patches of each kind in `source` (in [`PatchKind::ALL`] order).
@@ -242,6 +279,12 @@ pub enum SynthError {
         path: PathBuf,
         /// The cause.
         source: std::io::Error,
+    },
+    /// The preview contact sheet could not be drawn.
+    #[error("cannot draw the synthetic data preview: {message}")]
+    Preview {
+        /// What the drawing backend reported.
+        message: String,
     },
     /// PNG encoding failed.
     #[error("cannot encode patch {path} as PNG: {source}")]
@@ -491,38 +534,21 @@ struct ManifestRow<'a> {
 }
 
 /// Draws the dataset described by `config` into `out` (created if missing):
-/// both patch folders and `manifest.csv`. Fails without writing anything if
-/// a patch folder already holds files this dataset would not contain.
+/// both patch folders, the contact sheet [`preview::PREVIEW_FILE`] and
+/// `manifest.csv`. Fails without writing anything if a patch folder already
+/// holds files this dataset would not contain.
 pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthError> {
     let planned = plan(config)?;
     check_no_stale_files(out, &planned)?;
-    let stains = |source: Source, slides: usize| -> Vec<Stain> {
-        (0..slides as u64)
-            .map(|slide| {
-                Stain::sample(
-                    &mut stream(config.seed, "synth-stain", &[source_index(source), slide]),
-                    config.stain_variation as f32,
-                )
-            })
-            .collect()
-    };
     for dir in [HARD_DIR, WEAK_DIR] {
         let dir = out.join(dir);
         std::fs::create_dir_all(&dir).map_err(|source| SynthError::Io { path: dir, source })?;
     }
-    let hard_stains = stains(Source::Hard, config.hard_slides);
-    let pool_stains = stains(Source::Weak, config.pool_slides);
+    let style = config.scene_style();
+    let hard_stains = slide_stains(config, Source::Hard);
+    let pool_stains = slide_stains(config, Source::Weak);
     planned.par_iter().try_for_each(|patch| {
-        let stain = match patch.source {
-            Source::Hard => &hard_stains[patch.slide_index],
-            Source::Weak => &pool_stains[patch.slide_index],
-        };
-        let mut rng = stream(
-            config.seed,
-            "synth-patch",
-            &[source_index(patch.source), patch.index as u64],
-        );
-        let image = render_patch(patch.kind, stain, config.size, &mut rng);
+        let image = render_planned(config, &style, &hard_stains, &pool_stains, patch);
         let path = out.join(patch.path());
         let bytes = encode_png(&image).map_err(|source| SynthError::Encode {
             path: path.clone(),
@@ -530,8 +556,45 @@ pub fn generate(config: &SynthConfig, out: &Path) -> Result<SynthSummary, SynthE
         })?;
         write_renamed(&path, &bytes).map_err(|source| SynthError::Io { path, source })
     })?;
+    preview::write_preview(config, &out.join(preview::PREVIEW_FILE))?;
     write_manifest(out, &planned)?;
     Ok(summarise(config, &planned))
+}
+
+/// The stain of every slide of `source`, each from its own stream.
+fn slide_stains(config: &SynthConfig, source: Source) -> Vec<Stain> {
+    let slides = match source {
+        Source::Hard => config.hard_slides,
+        Source::Weak => config.pool_slides,
+    };
+    (0..slides as u64)
+        .map(|slide| {
+            Stain::sample(
+                &mut stream(config.seed, "synth-stain", &[source_index(source), slide]),
+                config.stain_variation as f32,
+            )
+        })
+        .collect()
+}
+
+/// Draws one planned patch from its own stream with its slide's stain.
+fn render_planned(
+    config: &SynthConfig,
+    style: &SceneStyle,
+    hard_stains: &[Stain],
+    pool_stains: &[Stain],
+    patch: &PlannedPatch,
+) -> image::RgbImage {
+    let stain = match patch.source {
+        Source::Hard => &hard_stains[patch.slide_index],
+        Source::Weak => &pool_stains[patch.slide_index],
+    };
+    let mut rng = stream(
+        config.seed,
+        "synth-patch",
+        &[source_index(patch.source), patch.index as u64],
+    );
+    render_patch(patch.kind, style, stain, config.size, &mut rng)
 }
 
 /// Writes a patch to a temporary sibling and renames it into place, so a

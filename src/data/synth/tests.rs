@@ -208,7 +208,8 @@ fn same_seed_gives_identical_bytes_for_any_thread_count() {
         .unwrap();
     single.install(|| generate(&small(5), b.path())).unwrap();
     let (files_a, files_b) = (read_tree(a.path()), read_tree(b.path()));
-    assert_eq!(files_a.len(), 40 + 30 + 1);
+    // Patches, manifest and preview.
+    assert_eq!(files_a.len(), 40 + 30 + 2);
     assert!(
         files_a == files_b,
         "same config must give byte-identical files"
@@ -396,12 +397,14 @@ fn larger_sizes_draw_the_same_scene() {
     for (i, kind) in PatchKind::ALL.into_iter().enumerate() {
         let small = render_patch(
             kind,
+            &SceneStyle::default(),
             &Stain::reference(),
             64,
             &mut stream(3, "test", &[i as u64]),
         );
         let large = render_patch(
             kind,
+            &SceneStyle::default(),
             &Stain::reference(),
             224,
             &mut stream(3, "test", &[i as u64]),
@@ -415,9 +418,10 @@ fn larger_sizes_draw_the_same_scene() {
 
 #[test]
 fn scenes_have_the_structures_of_their_kind() {
+    let style = SynthConfig::default().scene_style();
     for i in 0..30 {
         let mut rng = stream(4, "test-scene", &[i]);
-        let invasion = build_scene(PatchKind::Invasion, &mut rng);
+        let invasion = build_scene(PatchKind::Invasion, &style, &mut rng);
         let space = invasion.space.as_ref().unwrap();
         assert!(space.membrane.is_some());
         // Endothelial nuclei are the flat ones sitting on the lumen outline.
@@ -438,7 +442,7 @@ fn scenes_have_the_structures_of_their_kind() {
         assert!(tumour.len() >= 5, "invasion {i}");
         assert!(tumour.iter().all(|n| space.blob.sdf(n.centre) < 0.0));
 
-        let mimic = build_scene(PatchKind::Mimic, &mut rng);
+        let mimic = build_scene(PatchKind::Mimic, &style, &mut rng);
         let halo = mimic.space.as_ref().unwrap();
         assert!(halo.membrane.is_none());
         // No flat (endothelium-like) nucleus sits on the cleft outline.
@@ -449,11 +453,11 @@ fn scenes_have_the_structures_of_their_kind() {
             .filter(flat)
             .all(|n| halo.blob.sdf(n.centre).abs() > 0.01));
 
-        let nest = build_scene(PatchKind::TumourNest, &mut rng);
+        let nest = build_scene(PatchKind::TumourNest, &style, &mut rng);
         assert!(nest.space.is_none() && nest.cluster.is_some());
-        let vessel = build_scene(PatchKind::EmptyVessel, &mut rng);
+        let vessel = build_scene(PatchKind::EmptyVessel, &style, &mut rng);
         assert!(vessel.cluster.is_none() && vessel.space.as_ref().unwrap().membrane.is_some());
-        let stroma = build_scene(PatchKind::Stroma, &mut rng);
+        let stroma = build_scene(PatchKind::Stroma, &style, &mut rng);
         assert!(stroma.cluster.is_none() && stroma.space.is_none());
     }
 }

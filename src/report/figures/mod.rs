@@ -11,6 +11,7 @@
 pub mod axis;
 pub mod bars;
 pub mod embedding;
+pub mod gain;
 pub mod roc;
 pub mod style;
 pub mod sweep;
@@ -146,6 +147,11 @@ pub fn draw_all(
                 figure.caption(replicates),
             )?);
         }
+    }
+    for figure in gain::Gain::all(input.table, metrics) {
+        let stem = format!("gain-{}", slug(&figure.key));
+        let title = figure.title();
+        files.push(render(&figure, input.dir, &stem, &title, figure.caption())?);
     }
     match bars::Bars::build(input.table, input.comparisons, metrics) {
         Some(figure) => {

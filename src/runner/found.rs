@@ -1,0 +1,87 @@
+//! What mining found, by true kind (synthetic data, whose manifest records
+//! each patch's kind): which kinds the weak model's false positives were,
+//! and how common the mimic is in the pool, the base rate a strategy's mined
+//! set is compared with.
+
+use crate::data::{Patch, PatchKind};
+
+/// The negative kinds, in the order of the `fp_*` columns of `results.csv`.
+pub const NEGATIVE_KINDS: [PatchKind; 4] = [
+    PatchKind::Mimic,
+    PatchKind::TumourNest,
+    PatchKind::EmptyVessel,
+    PatchKind::Stroma,
+];
+
+/// Column name of a negative kind's false-positive count (`fp_tumour_nest`).
+pub fn fp_column(kind: PatchKind) -> String {
+    format!("fp_{}", kind.name().replace('-', "_"))
+}
+
+/// False positives per negative kind, in [`NEGATIVE_KINDS`] order; `None`
+/// when a patch's kind is unknown (real data).
+pub fn false_positive_kinds(hard: &[Patch], hard_indices: &[usize]) -> Option<[usize; 4]> {
+    let mut counts = [0; 4];
+    for &i in hard_indices {
+        let kind = hard[i].kind?;
+        if let Some(slot) = NEGATIVE_KINDS.iter().position(|&k| k == kind) {
+            counts[slot] += 1;
+        }
+    }
+    Some(counts)
+}
+
+/// Share of mimics in the weakly labeled pool; `None` when kinds are unknown
+/// or the pool is empty.
+pub fn pool_mimic_fraction(pool: &[Patch]) -> Option<f64> {
+    if pool.is_empty() {
+        return None;
+    }
+    let mut mimics = 0;
+    for patch in pool {
+        if patch.kind? == PatchKind::Mimic {
+            mimics += 1;
+        }
+    }
+    Some(mimics as f64 / pool.len() as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Label;
+    use std::path::PathBuf;
+
+    fn patch(kind: Option<PatchKind>) -> Patch {
+        Patch {
+            path: PathBuf::from("x.png"),
+            label: kind.map_or(Label::Negative, PatchKind::label),
+            slide: "S1".into(),
+            kind,
+        }
+    }
+
+    #[test]
+    fn counts_false_positives_per_negative_kind() {
+        use PatchKind::*;
+        let hard = [Mimic, Stroma, Mimic, TumourNest, Invasion, EmptyVessel]
+            .map(|k| patch(Some(k)))
+            .to_vec();
+        let pool = [patch(Some(Mimic)), patch(Some(Stroma))];
+        assert_eq!(
+            false_positive_kinds(&hard, &[0, 2, 3, 5, 1, 0]),
+            Some([3, 1, 1, 1])
+        );
+        assert_eq!(false_positive_kinds(&hard, &[]), Some([0; 4]));
+        assert_eq!(pool_mimic_fraction(&pool), Some(0.5));
+        assert_eq!(fp_column(TumourNest), "fp_tumour_nest");
+    }
+
+    #[test]
+    fn unknown_kinds_give_none() {
+        let unknown = [patch(None)];
+        assert_eq!(false_positive_kinds(&unknown, &[0]), None);
+        assert_eq!(pool_mimic_fraction(&unknown), None);
+        assert_eq!(pool_mimic_fraction(&[]), None);
+    }
+}
