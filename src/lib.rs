@@ -5,6 +5,7 @@
 //! negative mining in a weakly labeled pool, strong model.
 
 pub mod alloc;
+pub mod build_info;
 pub mod cli;
 pub mod data;
 pub mod device;

@@ -21,7 +21,19 @@ use clap::{Parser, Subcommand};
 /// Reproducible ablation studies of CNN training strategies (hard negative
 /// mining for lymphatic-invasion classification) on candle.
 #[derive(Debug, Parser)]
-#[command(name = "ablate", version, about, long_about = None)]
+#[command(
+    name = "ablate",
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (build ",
+        env!("ABLATE_BUILD_FINGERPRINT"),
+        ", revision ",
+        env!("ABLATE_GIT_REVISION"),
+        ")"
+    ),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
