@@ -16,7 +16,6 @@ pub mod metrics;
 pub mod mining;
 pub mod model;
 pub mod ops;
-pub mod outputs;
 pub mod pipeline;
 pub mod report;
 pub mod runner;
