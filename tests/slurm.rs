@@ -483,22 +483,33 @@ fn matrix_runs_as_job_arrays_and_resubmits_only_unfinished_cells() {
     );
 
     // A failing task: its cells are reported failed with the task's log.
+    // The data folder comes from --set, which every job must carry.
     std::fs::write(
         dir.join("broken.toml"),
-        "name = \"broken\"\n[data]\npath = \"no/such/folder\"\n[matrix]\nseeds = 2\n",
+        "name = \"broken\"\n[data]\npath = \"also/missing\"\n[matrix]\nseeds = 2\n",
     )
     .unwrap();
-    let submitted = cluster.ablate(dir, &["slurm", "broken.toml", "--submit"]);
+    let set = ["--set", "data.path=no/such/folder"];
+    let submitted = cluster.ablate(dir, &["slurm", "broken.toml", "--submit", set[0], set[1]]);
     assert!(submitted.status.success(), "{}", output_text(&submitted));
     cluster.wait_idle(Duration::from_secs(60));
-    let status = cluster.ablate(dir, &["status", "broken.toml"]);
+    let log = dir.join("reports/broken/slurm/logs");
+    let broken_logs = logs(&dir.join("reports/broken"));
+    assert!(!broken_logs.is_empty());
+    for name in broken_logs {
+        let text = read(&log.join(&name));
+        assert!(
+            text.contains("no/such/folder") && !text.contains("also/missing"),
+            "{name}:\n{text}"
+        );
+    }
+    let status = cluster.ablate(dir, &["status", "broken.toml", set[0], set[1]]);
     let text = String::from_utf8_lossy(&status.stdout).to_string();
     assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
     assert!(
         text.contains("0 done, 0 running, 0 queued, 2 failed, 0 missing"),
         "{text}"
     );
-    let log = dir.join("reports/broken/slurm/logs");
     assert!(
         text.contains(" exited 1 at ") && text.contains(&log.display().to_string()),
         "{text}"
