@@ -5,9 +5,10 @@
 //! (`ablate config --defaults`), seeds, cache and output files as `ablate
 //! run`.
 
+use super::run::SettingsArgs;
 use crate::data::split::SplitKind;
 use crate::experiment::load::{parse_experiment_with, plain};
-use crate::experiment::{ExperimentConfig, Override};
+use crate::experiment::ExperimentConfig;
 use crate::runner::{Plan, RunOptions, Stages};
 use crate::train::sampler::Sampling;
 use anyhow::{Context, Result};
@@ -108,14 +109,10 @@ pub struct TrainingArgs {
         "device"
     ))]
     pub device: Option<String>,
-    /// Any other experiment-file setting, as for `ablate run`: a dotted
-    /// key and a TOML value (repeatable; applied after the flags and
-    /// written into the output folder's experiment.toml).
-    #[arg(long = "set", value_name = "KEY=VALUE")]
-    pub set: Vec<Override>,
-    /// Reuse cached stages another build of ablate made (see `ablate run --help`).
-    #[arg(long)]
-    pub reuse_stale_stages: bool,
+    /// `--set` (applied after the flags, and written into the output
+    /// folder's experiment.toml) and `--reuse-stale-stages`, as for `ablate run`.
+    #[command(flatten)]
+    pub settings: SettingsArgs,
 }
 
 /// Sets a dotted key in `table`, creating tables on the way.
@@ -221,10 +218,10 @@ impl TrainingArgs {
             ))
         };
         // Checked with the overrides apart first, so that errors name them.
-        parse_experiment_with(&path, &text(table)?, &self.set)
+        parse_experiment_with(&path, &text(table)?, &self.settings.set)
             .context("invalid settings on the command line")?;
         let mut table = table.clone();
-        for o in &self.set {
+        for o in &self.settings.set {
             o.apply(&mut table)?;
         }
         let experiment = parse_experiment_with(&path, &text(&table)?, &[])
@@ -240,7 +237,7 @@ impl TrainingArgs {
             fail_fast: false,
             cells: None,
             stages: Stages::All,
-            reuse_stale: self.reuse_stale_stages,
+            reuse_stale: self.settings.reuse_stale_stages,
         }
     }
 }
