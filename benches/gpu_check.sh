@@ -82,8 +82,7 @@ echo "wall time: $(($(date +%s) - started)) s"
 column -s, -t <"$out/smoke/results.csv" | cut -c1-200 | head -20
 
 section "one cell on the CPU and on the GPU (twice): test metrics"
-cell=(--synthetic --synthetic-dir "$out/synthetic" --model resnet10-w16 --image-size 64
-  --epochs 3 --lr 1e-3 --seed 0)
+cell=(--synthetic --model resnet10-w16 --image-size 64 --epochs 3 --lr 1e-3 --seed 0)
 "$ablate" --quiet train "${cell[@]}" --device cpu --out "$out/cell-cpu"
 "$ablate" --quiet train "${cell[@]}" --device "$device" --out "$out/cell-gpu-1"
 "$ablate" --quiet train "${cell[@]}" --device "$device" --out "$out/cell-gpu-2"
@@ -95,18 +94,20 @@ def number(text):
         return float(text)
     except ValueError:
         return None
+METRICS = ("loss", "auroc", "auprc", "sensitivity", "specificity", "precision", "f1", "accuracy")
 def metrics(run):
-    """{(row label, column): value} of the numeric cells of metrics.csv."""
-    values = {}
-    for row in csv.DictReader(open(out / run / "metrics.csv")):
-        label = "/".join(v for v in row.values() if v and number(v) is None)
-        values.update({(label, k): number(v) for k, v in row.items() if v and number(v) is not None})
-    return values
+    """{metric: value} of the model's test metrics in results.csv (the weak row)."""
+    for row in csv.DictReader(open(out / run / "results.csv")):
+        if row["model"] == "weak":
+            return {k: number(row[k]) for k in METRICS if number(row[k]) is not None}
+    raise SystemExit(f"{run}/results.csv has no weak row")
 cpu, gpu1, gpu2 = metrics("cell-cpu"), metrics("cell-gpu-1"), metrics("cell-gpu-2")
 print(f"{'metric':<28}{'cpu':>12}{'gpu run 1':>12}{'gpu run 2':>12}{'|cpu-gpu|':>12}{'|gpu1-gpu2|':>13}")
-for key in sorted(cpu):
+for key in METRICS:
+    if key not in cpu:
+        continue
     a, b, c = cpu[key], gpu1.get(key, float("nan")), gpu2.get(key, float("nan"))
-    print(f"{'/'.join(k for k in key if k)[:27]:<28}{a:>12.6f}{b:>12.6f}{c:>12.6f}{abs(a - b):>12.2e}{abs(b - c):>13.2e}")
+    print(f"{key:<28}{a:>12.6f}{b:>12.6f}{c:>12.6f}{abs(a - b):>12.2e}{abs(b - c):>13.2e}")
 worst = max(abs(gpu1[k] - gpu2[k]) for k in gpu1 if k in gpu2)
 print(f"same seed, same device, two runs: largest metric difference {worst:.2e}"
       f" ({'within' if worst <= 1e-6 else 'ABOVE'} 1e-6)")

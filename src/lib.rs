@@ -5,6 +5,7 @@
 //! negative mining in a weakly labeled pool, strong model.
 
 pub mod alloc;
+pub mod build_info;
 pub mod cli;
 pub mod data;
 pub mod device;
@@ -15,7 +16,6 @@ pub mod metrics;
 pub mod mining;
 pub mod model;
 pub mod ops;
-pub mod outputs;
 pub mod pipeline;
 pub mod report;
 pub mod runner;

@@ -309,14 +309,17 @@ impl Drop for Cluster {
     }
 }
 
-/// Modification times of every `done` marker in the cache.
+/// Modification times of every `done` marker in the cache
+/// (`cache/<stage>/<settings>/<build>/done`).
 fn done_markers(cache: &Path) -> BTreeMap<PathBuf, SystemTime> {
     let mut markers = BTreeMap::new();
     for stage in std::fs::read_dir(cache).unwrap().flatten() {
-        for instance in std::fs::read_dir(stage.path()).unwrap().flatten() {
-            let done = instance.path().join("done");
-            if let Ok(meta) = std::fs::metadata(&done) {
-                markers.insert(done, meta.modified().unwrap());
+        for settings in std::fs::read_dir(stage.path()).unwrap().flatten() {
+            for instance in std::fs::read_dir(settings.path()).unwrap().flatten() {
+                let done = instance.path().join("done");
+                if let Ok(meta) = std::fs::metadata(&done) {
+                    markers.insert(done, meta.modified().unwrap());
+                }
             }
         }
     }
@@ -416,24 +419,10 @@ fn matrix_runs_as_job_arrays_and_resubmits_only_unfinished_cells() {
     // Undo cell 3's strong model: only that cell runs again.
     let experiment = ablate::experiment::load_experiment(&dir.join("exp.toml")).unwrap();
     let plan = ablate::runner::Plan::new(experiment, Some(output.clone()));
-    let cell = &plan.cells[3];
-    let mined: serde_json::Value = serde_json::from_str(&read(
-        &output
-            .join("cache/mining")
-            .join(&cell.keys.mining)
-            .join("mined.json"),
-    ))
-    .unwrap();
-    let pool: Vec<usize> = mined["mined"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["pool_index"].as_u64().unwrap() as usize)
-        .collect();
-    let strong_done = output
-        .join("cache/strong")
-        .join(cell.keys.strong(&pool))
-        .join("done");
+    let store = plan.store();
+    let stages = ablate::runner::resolve::resolve_cell(&store, &plan.cells[3], false);
+    let strong = stages.strong.as_ref().and_then(|s| s.found()).unwrap();
+    let strong_done = store.dir(strong).join("done");
     std::fs::remove_file(&strong_done).unwrap();
     let before = done_markers(&output.join("cache"));
     let status = cluster.ablate(dir, &["status", "exp.toml"]);
@@ -494,22 +483,33 @@ fn matrix_runs_as_job_arrays_and_resubmits_only_unfinished_cells() {
     );
 
     // A failing task: its cells are reported failed with the task's log.
+    // The data folder comes from --set, which every job must carry.
     std::fs::write(
         dir.join("broken.toml"),
-        "name = \"broken\"\n[data]\npath = \"no/such/folder\"\n[matrix]\nseeds = 2\n",
+        "name = \"broken\"\n[data]\npath = \"also/missing\"\n[matrix]\nseeds = 2\n",
     )
     .unwrap();
-    let submitted = cluster.ablate(dir, &["slurm", "broken.toml", "--submit"]);
+    let set = ["--set", "data.path=no/such/folder"];
+    let submitted = cluster.ablate(dir, &["slurm", "broken.toml", "--submit", set[0], set[1]]);
     assert!(submitted.status.success(), "{}", output_text(&submitted));
     cluster.wait_idle(Duration::from_secs(60));
-    let status = cluster.ablate(dir, &["status", "broken.toml"]);
+    let log = dir.join("reports/broken/slurm/logs");
+    let broken_logs = logs(&dir.join("reports/broken"));
+    assert!(!broken_logs.is_empty());
+    for name in broken_logs {
+        let text = read(&log.join(&name));
+        assert!(
+            text.contains("no/such/folder") && !text.contains("also/missing"),
+            "{name}:\n{text}"
+        );
+    }
+    let status = cluster.ablate(dir, &["status", "broken.toml", set[0], set[1]]);
     let text = String::from_utf8_lossy(&status.stdout).to_string();
     assert_eq!(status.status.code(), Some(1), "{}", output_text(&status));
     assert!(
         text.contains("0 done, 0 running, 0 queued, 2 failed, 0 missing"),
         "{text}"
     );
-    let log = dir.join("reports/broken/slurm/logs");
     assert!(
         text.contains(" exited 1 at ") && text.contains(&log.display().to_string()),
         "{text}"

@@ -14,6 +14,18 @@ fn synth_is_byte_identical_for_the_same_seed() {
     assert!(a == b, "two generations with the same seed differ");
 }
 
+/// The value of `column` in the row of `model` (`weak` or `strong`) of a results.csv.
+fn result(results: &str, model: &str, column: &str) -> String {
+    let mut lines = results.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+    let row: Vec<&str> = lines
+        .map(|l| l.split(',').collect::<Vec<_>>())
+        .find(|r| r[at("model")] == model)
+        .unwrap_or_else(|| panic!("no {model} row:\n{results}"));
+    row[at(column)].to_string()
+}
+
 #[test]
 fn train_twice_gives_identical_csvs() {
     let dir = tempfile::tempdir().unwrap();
@@ -37,25 +49,43 @@ fn train_twice_gives_identical_csvs() {
         ];
         run_ok(dir.path(), &args)
     };
-    train("3", "run1");
+    let output = train("3", "run1");
     train("3", "run2");
-    for file in ["metrics.csv", "predictions.csv", "history.csv"] {
+    // The outputs of `ablate run`: one cell, mining strategy `none`.
+    for file in [
+        "results.csv",
+        "cells/0/predictions.csv",
+        "cells/0/history-weak.csv",
+    ] {
         let a = std::fs::read(dir.path().join("run1").join(file)).unwrap();
         let b = std::fs::read(dir.path().join("run2").join(file)).unwrap();
         assert!(!a.is_empty(), "{file} is empty");
         assert!(a == b, "{file} differs between two runs with the same seed");
     }
-    let metrics = std::fs::read_to_string(dir.path().join("run1/metrics.csv")).unwrap();
-    let header = metrics.lines().next().unwrap();
-    assert_eq!(
-        header,
-        "model,split,n,loss,auroc,auprc,sensitivity,specificity,precision,f1,accuracy,tp,fp,tn,fn"
+    let results = std::fs::read_to_string(dir.path().join("run1/results.csv")).unwrap();
+    assert!(
+        results
+            .starts_with("cell,seed,fold,model,strategy,num_query,status,error,n_test,loss,auroc,"),
+        "{results}"
     );
-    assert!(dir.path().join("run1/best.safetensors").is_file());
+    assert_eq!(result(&results, "weak", "strategy"), "none");
+    assert_eq!(result(&results, "strong", "trained"), "false");
+    for file in ["manifest.json", "experiment.toml", "report.md"] {
+        assert!(dir.path().join("run1").join(file).is_file(), "{file}");
+    }
+    // The printed checkpoint exists.
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    let checkpoint = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("model checkpoint: '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .unwrap_or_else(|| panic!("no checkpoint line:\n{stdout}"));
+    assert!(dir.path().join(checkpoint).is_file(), "{checkpoint}");
+    assert!(stdout.contains("AUROC"), "{stdout}");
     // A different seed trains a different model.
     train("4", "run3");
-    let c = std::fs::read(dir.path().join("run3/predictions.csv")).unwrap();
-    assert!(c != std::fs::read(dir.path().join("run1/predictions.csv")).unwrap());
+    let c = std::fs::read(dir.path().join("run3/cells/0/predictions.csv")).unwrap();
+    assert!(c != std::fs::read(dir.path().join("run1/cells/0/predictions.csv")).unwrap());
 }
 
 #[test]
@@ -78,7 +108,10 @@ fn bad_dataset_names_every_offending_file() {
             .current_dir(dir.path())
             .output()
             .unwrap();
-        assert_eq!(output.status.code(), Some(2));
+        // The cell fails; results.csv records why.
+        assert_eq!(output.status.code(), Some(1));
+        let results = std::fs::read_to_string(dir.path().join("o/results.csv")).unwrap();
+        assert!(results.contains(",failed,"), "{results}");
         String::from_utf8_lossy(&output.stderr).into_owned()
     };
     std::fs::write(hard.join("weird-name.png"), b"x").unwrap();
@@ -113,13 +146,9 @@ fn short_training_on_default_synthetic_data_reaches_auroc_090() {
             "out",
         ],
     );
-    let metrics = std::fs::read_to_string(dir.path().join("out/metrics.csv")).unwrap();
-    let test = metrics
-        .lines()
-        .find(|l| l.starts_with("model,test,"))
-        .expect("a test row");
-    let auroc: f64 = test.split(',').nth(4).unwrap().parse().unwrap();
-    assert!(auroc >= 0.90, "test AUROC {auroc} < 0.90:\n{metrics}");
+    let results = std::fs::read_to_string(dir.path().join("out/results.csv")).unwrap();
+    let auroc: f64 = result(&results, "weak", "auroc").parse().unwrap();
+    assert!(auroc >= 0.90, "test AUROC {auroc} < 0.90:\n{results}");
 }
 
 #[test]

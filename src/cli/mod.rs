@@ -21,7 +21,19 @@ use clap::{Parser, Subcommand};
 /// Reproducible ablation studies of CNN training strategies (hard negative
 /// mining for lymphatic-invasion classification) on candle.
 #[derive(Debug, Parser)]
-#[command(name = "ablate", version, about, long_about = None)]
+#[command(
+    name = "ablate",
+    version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (build ",
+        env!("ABLATE_BUILD_FINGERPRINT"),
+        ", revision ",
+        env!("ABLATE_GIT_REVISION"),
+        ")"
+    ),
+    about,
+    long_about = None
+)]
 pub struct Cli {
     #[command(flatten)]
     global: GlobalArgs,
@@ -44,9 +56,9 @@ pub struct GlobalArgs {
 enum Command {
     /// Generate the seeded synthetic LI-like dataset in the public layout.
     Synth(synth::SynthArgs),
-    /// Train one model and evaluate it on the test split.
+    /// Train one model and evaluate it on the test split (a one-cell experiment, run as `ablate run` runs it).
     Train(train::TrainArgs),
-    /// Run the four-step method (weak model, false-positive query, mining, strong model).
+    /// Run the four-step method (weak model, false-positive query, mining, strong model) for one configuration and one or more mining strategies, as `ablate run` runs an experiment.
     Pipeline(pipeline::PipelineArgs),
     /// Run every cell of an experiment file.
     Run(run::RunArgs),
@@ -92,8 +104,8 @@ pub fn main() -> i32 {
 fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
     match &cli.command {
         Command::Synth(args) => synth::run(args, &cli.global).map(|()| 0),
-        Command::Train(args) => train::run(args, &cli.global).map(|()| 0),
-        Command::Pipeline(args) => pipeline::run(args, &cli.global).map(|()| 0),
+        Command::Train(args) => train::run(args, &cli.global),
+        Command::Pipeline(args) => pipeline::run(args, &cli.global),
         Command::Run(args) => run::run(args, &cli.global),
         Command::Plan(args) => run::plan(args, &cli.global),
         Command::Config(args) => config::run(args),

@@ -3,7 +3,9 @@
 use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
-use crate::experiment::load_experiment;
+use crate::experiment::{load_experiment_with, Override};
+use crate::runner::error::chain_text;
+use crate::runner::resolve::{describe_stale, resolve_cell, stale_stages};
 use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -37,6 +39,57 @@ pub struct RunArgs {
     /// tasks, see `ablate slurm`).
     #[arg(long, value_enum, default_value_t = Stages::All)]
     stages: Stages,
+    #[command(flatten)]
+    settings: SettingsArgs,
+}
+
+/// Flags that change which settings and cached stages a command sees; the
+/// same for `run`, `plan`, `slurm` and `status`, so that they agree on the
+/// cells.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SettingsArgs {
+    /// Override a setting of the file (repeatable, applied in order): a
+    /// dotted key and a TOML value, e.g. --set training.epochs=3,
+    /// --set mining.strategy=random (a bare word is a string),
+    /// --set 'matrix.seeds=5', --set 'matrix."mining.strategy"=["none","random"]'.
+    /// Checked like the file; recorded in manifest.json and the report.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub set: Vec<Override>,
+    /// Reuse cached stages another build of ablate made (a different
+    /// version, sources, features or candle patch) from the same settings
+    /// and inputs, instead of computing them again; manifest.json lists
+    /// them. Synthetic data of another generator version is never reused.
+    #[arg(long)]
+    pub reuse_stale_stages: bool,
+}
+
+impl SettingsArgs {
+    /// The settings as arguments of `ablate run` (and `slurm`, `status`).
+    pub fn run_args(&self) -> Vec<String> {
+        let mut args = Vec::new();
+        for o in &self.set {
+            args.push("--set".to_string());
+            args.push(o.text.clone());
+        }
+        if self.reuse_stale_stages {
+            args.push("--reuse-stale-stages".to_string());
+        }
+        args
+    }
+
+    /// [`Self::run_args`] quoted for a shell, each with a leading space.
+    pub fn shell_words(&self) -> String {
+        self.run_args()
+            .iter()
+            .map(|w| {
+                if w.starts_with("--") && !w.contains(['=', ' ', '\'', '"']) {
+                    format!(" {w}")
+                } else {
+                    format!(" {}", crate::slurm::script::shell_quote(w))
+                }
+            })
+            .collect()
+    }
 }
 
 /// Arguments of `ablate plan`.
@@ -47,10 +100,18 @@ pub struct PlanArgs {
     /// Output folder whose cache is consulted (default as for `ablate run`).
     #[arg(long)]
     output: Option<PathBuf>,
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
-fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Result<Plan> {
-    let mut experiment = load_experiment(file)
+/// Loads an experiment file with its overrides and plans it.
+pub(super) fn load_plan(
+    file: &Path,
+    output: Option<PathBuf>,
+    device: Option<&str>,
+    overrides: &[Override],
+) -> Result<Plan> {
+    let mut experiment = load_experiment_with(file, overrides)
         .with_context(|| format!("invalid experiment file '{}'", file.display()))?;
     if let Some(device) = device {
         crate::device::DeviceSpec::parse(device).context("--device")?;
@@ -64,7 +125,12 @@ fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Resu
 
 /// Runs every cell and reports what failed; exit code 1 when any cell failed.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
-    let plan = load_plan(&args.file, args.output.clone(), args.device.as_deref())?;
+    let plan = load_plan(
+        &args.file,
+        args.output.clone(),
+        args.device.as_deref(),
+        &args.settings.set,
+    )?;
     let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let cells = args
         .cells
@@ -79,18 +145,56 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
             plan.cells.len()
         );
     }
-    let selected = cells.as_ref().map_or(plan.cells.len(), |c| c.len());
     let options = RunOptions {
         jobs: args.jobs.max(1),
         threads,
         fail_fast: args.fail_fast,
         cells,
         stages: args.stages,
+        reuse_stale: args.settings.reuse_stale_stages,
     };
-    let progress = RunProgress::new(selected, global.quiet);
+    Ok(run_plan(&plan, &options, global)?.code)
+}
+
+/// What [`run_plan`] did.
+pub(super) struct Ran {
+    /// The results folder.
+    pub output: PathBuf,
+    /// The exit code: 0, or 1 when a cell (or the report) failed.
+    pub code: i32,
+}
+
+/// Runs a plan (the one path of `run`, `train` and `pipeline`): says which
+/// cached stages another build made, runs the cells, prints the summary and
+/// builds the report.
+pub(super) fn run_plan(plan: &Plan, options: &RunOptions, global: &GlobalArgs) -> Result<Ran> {
+    let store = plan.store();
+    let selected: Vec<_> = plan
+        .cells
+        .iter()
+        .filter(|c| options.cells.as_ref().is_none_or(|s| s.contains(&c.index)))
+        .collect();
+    let stale = stale_stages(&store, selected.iter().copied());
+    if !stale.is_empty() {
+        let what = describe_stale(&store, &stale);
+        if options.reuse_stale {
+            println!(
+                "{} stages in the cache were made by another build ({what}); those computed from \
+                 the inputs this run uses are reused (--reuse-stale-stages)",
+                stale.len()
+            );
+        } else {
+            println!(
+                "{} stages in the cache were made by another build and are computed again ({what}); \
+                 --reuse-stale-stages reuses them instead",
+                stale.len()
+            );
+        }
+    }
+    let progress = RunProgress::new(selected.len(), global.quiet);
     let started = std::time::Instant::now();
-    let summary = run_experiment(&plan, &options, &|event| progress.on_event(event))
-        .with_context(|| format!("run of '{}' failed", args.file.display()))?;
+    let summary = run_experiment(plan, options, &|event| progress.on_event(event))
+        .with_context(|| format!("run of '{}' failed", plan.experiment.path.display()))?;
     progress.finish();
     let counts = summary.counts;
     println!(
@@ -104,8 +208,15 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         started.elapsed().as_secs_f64()
     );
+    if !summary.reused.is_empty() {
+        println!(
+            "reused {} stages made by another build ({}); listed in manifest.json",
+            summary.reused.len(),
+            describe_stale(&store, &summary.reused)
+        );
+    }
     let mut report_failed = false;
-    if args.stages.writes_tables() {
+    if options.stages.writes_tables() {
         println!(
             "results in '{}'",
             summary.output.join("results.csv").display()
@@ -130,21 +241,92 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     }
     for (cell, error) in &summary.failed {
         eprintln!(
-            "cell {cell} ({}) failed: {error}",
-            describe(&plan.cells[*cell].assignment)
+            "cell {cell} ({}) failed: {}",
+            describe(&plan.cells[*cell].assignment),
+            chain_text(error.as_ref())
         );
     }
-    Ok(if summary.failed.is_empty() && !report_failed {
+    let code = if summary.failed.is_empty() && !report_failed {
         0
     } else {
         1
+    };
+    Ok(Ran {
+        output: summary.output,
+        code,
     })
+}
+
+/// Prints the test metrics of every model in `results.csv` (for the
+/// commands without an experiment file, whose users expect the numbers).
+pub(super) fn print_test_metrics(output: &Path) {
+    let path = output.join("results.csv");
+    let Ok(mut reader) = csv::Reader::from_path(&path) else {
+        return;
+    };
+    let Ok(header) = reader.headers().cloned() else {
+        return;
+    };
+    let column = |name: &str| header.iter().position(|h| h == name);
+    let names = [
+        "cell",
+        "strategy",
+        "model",
+        "status",
+        "trained",
+        "mined",
+        "auroc",
+        "auprc",
+        "sensitivity",
+        "specificity",
+    ];
+    let Some(columns) = names
+        .iter()
+        .map(|n| column(n))
+        .collect::<Option<Vec<usize>>>()
+    else {
+        return;
+    };
+    println!(
+        "{:>4}  {:<11}{:<7}{:>6}{:>8}{:>8}{:>8}{:>8}",
+        "cell", "strategy", "model", "mined", "AUROC", "AUPRC", "sens", "spec"
+    );
+    let mut weak_rows = BTreeSet::new();
+    for record in reader.records().flatten() {
+        let field = |i: usize| record.get(columns[i]).unwrap_or("");
+        // A strong row that trained nothing repeats the weak model, and
+        // cells that share a weak model repeat its row.
+        if field(3) != "ok" || field(4) != "true" {
+            continue;
+        }
+        let metrics: Vec<String> = (6..10).map(|i| field(i).to_string()).collect();
+        if field(2) == "weak" && !weak_rows.insert(metrics) {
+            continue;
+        }
+        let number = |i: usize| {
+            field(i)
+                .parse::<f64>()
+                .map_or("-".to_string(), |v| format!("{v:.4}"))
+        };
+        println!(
+            "{:>4}  {:<11}{:<7}{:>6}{:>8}{:>8}{:>8}{:>8}",
+            field(0),
+            field(1),
+            field(2),
+            field(5),
+            number(6),
+            number(7),
+            number(8),
+            number(9)
+        );
+    }
 }
 
 /// Prints the cells, the shared stages and the training counts.
 pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
-    let plan = load_plan(&args.file, args.output.clone(), None)?;
-    let counts = plan.counts();
+    let plan = load_plan(&args.file, args.output.clone(), None, &args.settings.set)?;
+    let reuse_stale = args.settings.reuse_stale_stages;
+    let counts = plan.counts(reuse_stale);
     println!(
         "experiment '{}': {} cells, output '{}'",
         plan.experiment.name,
@@ -171,7 +353,21 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         groups.len()
     );
-    match estimate_seconds(&plan) {
+    let store = plan.store();
+    let stale = stale_stages(&store, &plan.cells);
+    if !stale.is_empty() {
+        println!(
+            "stale: {} stages in the cache were made by another build ({}); `ablate run` computes them again{}",
+            stale.len(),
+            describe_stale(&store, &stale),
+            if reuse_stale {
+                ", except those --reuse-stale-stages reuses"
+            } else {
+                " (--reuse-stale-stages reuses them)"
+            }
+        );
+    }
+    match estimate_seconds(&plan, reuse_stale) {
         Ok(seconds) => println!(
             "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
              cached stages excluded)",
@@ -185,7 +381,7 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
 /// Rough wall time of the plan's remaining trainings: a measured training
 /// speed per (model, image size, batch, device), times the images each training
 /// visits (evaluation counted at a third of a training step's cost).
-fn estimate_seconds(plan: &Plan) -> Result<f64> {
+fn estimate_seconds(plan: &Plan, reuse_stale: bool) -> Result<f64> {
     use crate::model::resnet::ResNetConfig;
     use crate::train::throughput::training_images_per_second;
     let store = plan.store();
@@ -226,10 +422,11 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
         let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
         let eval = hard - train;
         let per_training = (c.training.epochs as f64 * (train + eval / 3.0)) / speed;
-        if seen.insert(cell.keys.weak.clone()) && !store.is_done("weak", &cell.keys.weak) {
+        let stages = resolve_cell(&store, cell, reuse_stale);
+        if seen.insert(cell.keys.weak.clone()) && stages.weak.found().is_none() {
             total += per_training;
         }
-        if cell.mines() && !store.is_done("mining", &cell.keys.mining) {
+        if stages.mining.as_ref().is_some_and(|m| m.found().is_none()) {
             total += per_training * 1.15;
         }
     }

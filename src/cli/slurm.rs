@@ -1,9 +1,9 @@
 //! `ablate slurm`: write (and with `--submit`, submit) the job arrays that
 //! run an experiment's unfinished cells on a Slurm cluster.
 
+use super::run::{load_plan, SettingsArgs};
 use super::GlobalArgs;
-use crate::experiment::load_experiment;
-use crate::runner::{shared_cached, Plan};
+use crate::runner::shared_cached;
 use crate::slurm::script::{
     collect_script, plan_jobs, split_array, submit_script, task_script, Paths, Resources,
 };
@@ -48,6 +48,9 @@ pub struct SlurmArgs {
     /// Submit the jobs with sbatch (otherwise only write them, with a submit.sh).
     #[arg(long)]
     submit: bool,
+    /// Carried into every job's `ablate run`.
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 /// Writes the scripts and the manifest of the cells not done, and submits them if asked.
@@ -55,9 +58,8 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
     let cwd = std::env::current_dir().context("could not read the current folder")?;
     let experiment_file = std::path::absolute(&args.file)
         .with_context(|| format!("invalid path '{}'", args.file.display()))?;
-    let experiment = load_experiment(&args.file)
-        .with_context(|| format!("invalid experiment file '{}'", args.file.display()))?;
-    let plan = Plan::new(experiment, args.output.clone());
+    let plan = load_plan(&args.file, args.output.clone(), None, &args.settings.set)?;
+    let reuse_stale = args.settings.reuse_stale_stages;
     let output = cwd.join(&plan.output);
     let layout = Layout::new(&output);
     // The queue first: markers read afterwards never look lost merely
@@ -67,7 +69,7 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
         Err(error) if args.submit => return Err(error).context("cannot submit"),
         Err(_) => None,
     };
-    let states = cell_states(&plan, &layout, queue.as_ref())?;
+    let states = cell_states(&plan, &layout, queue.as_ref(), reuse_stale)?;
     let pending: BTreeSet<usize> = states
         .iter()
         .enumerate()
@@ -87,7 +89,7 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
     let store = plan.store();
     let needs = |c: usize| CellNeeds {
         mines: plan.cells[c].mines(),
-        shared_cached: shared_cached(&store, &plan.cells[c]),
+        shared_cached: shared_cached(&store, &plan.cells[c], reuse_stale),
     };
     let tasks = plan_tasks(&plan.weak_groups(None), &pending, needs, args.pack as usize);
     let shared = of_stage(&tasks, TaskStage::Shared).len();
@@ -121,10 +123,14 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
     };
     let pending_list: Vec<usize> = pending.iter().copied().collect();
     write(&generation.join("tasks.tsv"), &manifest_tsv(&tasks))?;
-    write(&paths.task_script(), &task_script(name, &resources, &paths))?;
+    let settings = args.settings.run_args();
+    write(
+        &paths.task_script(),
+        &task_script(name, &resources, &paths, &settings),
+    )?;
     write(
         &paths.collect_script(),
-        &collect_script(name, &resources, &paths),
+        &collect_script(name, &resources, &paths, &settings),
     )?;
     let submit_sh = generation.join("submit.sh");
     write(
@@ -164,12 +170,13 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
         println!("submitted job {id}: {what}");
     }
     println!(
-        "follow with: ablate status {}{}",
+        "follow with: ablate status {}{}{}",
         args.file.display(),
         args.output
             .as_ref()
             .map(|o| format!(" --output {}", o.display()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        args.settings.shell_words()
     );
     Ok(0)
 }

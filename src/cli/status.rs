@@ -2,13 +2,13 @@
 //! failed (with their logs) or missing, from the cache, the cluster tasks'
 //! markers and Slurm's queue.
 
+use super::run::{load_plan, SettingsArgs};
 use super::GlobalArgs;
 use crate::experiment::load::describe;
-use crate::experiment::load_experiment;
-use crate::runner::Plan;
+use crate::runner::resolve::{describe_stale, stale_stages};
 use crate::slurm::status::{cell_states, latest_collect, CellState, Queue};
 use crate::slurm::Layout;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::PathBuf;
 
 /// Arguments of `ablate status`.
@@ -19,6 +19,9 @@ pub struct StatusArgs {
     /// Output folder (default: the file's `output`, else reports/<name>).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// As given to `ablate run` or `ablate slurm`.
+    #[command(flatten)]
+    settings: SettingsArgs,
 }
 
 /// At most this many cells listed one per line in a section.
@@ -26,12 +29,11 @@ const LIST_LIMIT: usize = 50;
 
 /// Prints the state of every cell; exit code 0 when all are done, else 1.
 pub fn run(args: &StatusArgs, _global: &GlobalArgs) -> Result<i32> {
-    let experiment = load_experiment(&args.file)
-        .with_context(|| format!("invalid experiment file '{}'", args.file.display()))?;
-    let plan = Plan::new(experiment, args.output.clone());
+    let plan = load_plan(&args.file, args.output.clone(), None, &args.settings.set)?;
     let layout = Layout::new(&plan.output);
     let queue = Queue::query().ok();
-    let states = cell_states(&plan, &layout, queue.as_ref())?;
+    let reuse_stale = args.settings.reuse_stale_stages;
+    let states = cell_states(&plan, &layout, queue.as_ref(), reuse_stale)?;
     let count = |f: fn(&CellState) -> bool| states.iter().filter(|s| f(s)).count();
     let done = count(|s| matches!(s, CellState::Done));
     let running = count(|s| matches!(s, CellState::Running(_)));
@@ -98,6 +100,20 @@ pub fn run(args: &StatusArgs, _global: &GlobalArgs) -> Result<i32> {
     if !missing_cells.is_empty() {
         println!("missing: cells {}", ranges(&missing_cells));
     }
+    let store = plan.store();
+    let stale = stale_stages(&store, &plan.cells);
+    if !stale.is_empty() {
+        println!(
+            "stale: {} stages in the cache were made by another build ({}); {}",
+            stale.len(),
+            describe_stale(&store, &stale),
+            if reuse_stale {
+                "those made from the same inputs count as done (--reuse-stale-stages)"
+            } else {
+                "their cells count as missing until computed again (or pass --reuse-stale-stages)"
+            }
+        );
+    }
     let results = plan.output.join("results.csv");
     match std::fs::metadata(&results).and_then(|m| m.modified()) {
         Ok(time) => println!(
@@ -114,8 +130,13 @@ pub fn run(args: &StatusArgs, _global: &GlobalArgs) -> Result<i32> {
     }
     if failed + missing > 0 {
         println!(
-            "resubmit the failed and missing cells with: ablate slurm {} --submit",
-            args.file.display()
+            "resubmit the failed and missing cells with: ablate slurm {}{}{} --submit",
+            args.file.display(),
+            args.output
+                .as_ref()
+                .map(|o| format!(" --output {}", o.display()))
+                .unwrap_or_default(),
+            args.settings.shell_words()
         );
     }
     Ok(if done == states.len() { 0 } else { 1 })

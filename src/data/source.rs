@@ -1,25 +1,27 @@
 //! Where a run's images come from: a folder in the public layout, or the
 //! built-in synthetic generator (materialised once into a folder and reused).
 
-use super::synth::{generate, SynthConfig};
+use super::synth::{generate, SynthConfig, GENERATOR_VERSION};
+use crate::build_info::BuildInfo;
+use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 
-/// File beside generated synthetic data recording the generator settings.
+/// File beside generated synthetic data recording how it was generated.
 pub const SYNTH_CONFIG_FILE: &str = "synth.json";
 
 /// Errors while preparing a data folder.
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
     /// The synthetic generator failed.
-    #[error("could not generate synthetic data in '{dir}': {message}")]
+    #[error("could not generate synthetic data in '{dir}'")]
     Generate {
         /// Target folder.
         dir: PathBuf,
         /// What went wrong.
-        message: String,
+        source: super::synth::SynthError,
     },
     /// Reading or writing the folder failed.
-    #[error("could not prepare '{path}': {source}")]
+    #[error("could not prepare '{path}'")]
     Io {
         /// The file or folder.
         path: PathBuf,
@@ -28,15 +30,80 @@ pub enum SourceError {
     },
 }
 
-/// Makes sure `dir` holds synthetic data generated with exactly `config`.
+/// The record of generated synthetic data (`synth.json`): generator version,
+/// the build that ran the generator, and the settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SynthRecord {
+    /// [`GENERATOR_VERSION`] of the generator that drew the images.
+    pub generator_version: u32,
+    /// The build that generated them.
+    pub build: BuildInfo,
+    /// The generator settings.
+    pub settings: SynthConfig,
+}
+
+/// Which builds' data may be reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builds {
+    /// Only data this build generated.
+    This,
+    /// Data any build generated (with the same generator version).
+    Any,
+}
+
+impl SynthRecord {
+    /// The record of data this build generates with `settings`.
+    pub fn new(settings: &SynthConfig) -> Self {
+        Self {
+            generator_version: GENERATOR_VERSION,
+            build: BuildInfo::current(),
+            settings: settings.clone(),
+        }
+    }
+
+    /// Reads the record of the data in `dir` (`None` when absent or not a
+    /// record, as written by an older version).
+    pub fn read(dir: &Path) -> Option<Self> {
+        let text = std::fs::read_to_string(dir.join(SYNTH_CONFIG_FILE)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    /// Whether the recorded data are what this build would generate with
+    /// `settings`: same settings and generator version always, same build
+    /// unless `builds` is [`Builds::Any`].
+    pub fn fits(&self, settings: &SynthConfig, builds: Builds) -> bool {
+        self.generator_version == GENERATOR_VERSION
+            && self.settings == *settings
+            && (builds == Builds::Any || self.build.fingerprint == crate::build_info::fingerprint())
+    }
+}
+
+/// Makes sure `dir` holds synthetic data generated with exactly `config` by
+/// this build's generator.
 ///
-/// Data generated earlier with the same settings is reused; otherwise the
+/// Data generated earlier with the same settings and generator version (by
+/// this build, or by any build with [`Builds::Any`]) is reused; otherwise the
 /// folder's dataset is regenerated. Returns whether it generated anything.
-pub fn ensure_synthetic(dir: &Path, config: &SynthConfig) -> Result<bool, SourceError> {
-    let wanted = serde_json::to_string_pretty(config).expect("synth config serialises");
-    let record = dir.join(SYNTH_CONFIG_FILE);
-    if std::fs::read_to_string(&record).ok().as_deref() == Some(wanted.as_str()) {
+pub fn ensure_synthetic(
+    dir: &Path,
+    config: &SynthConfig,
+    builds: Builds,
+) -> Result<bool, SourceError> {
+    if SynthRecord::read(dir).is_some_and(|record| record.fits(config, builds)) {
         return Ok(false);
+    }
+    let record_path = dir.join(SYNTH_CONFIG_FILE);
+    // Removed first: an interrupted generation must not look complete.
+    match std::fs::remove_file(&record_path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(SourceError::Io {
+                path: record_path,
+                source,
+            })
+        }
     }
     for sub in [super::HARD_DIR, super::WEAK_DIR] {
         let path = dir.join(sub);
@@ -44,14 +111,84 @@ pub fn ensure_synthetic(dir: &Path, config: &SynthConfig) -> Result<bool, Source
             std::fs::remove_dir_all(&path).map_err(|source| SourceError::Io { path, source })?;
         }
     }
-    generate(config, dir).map_err(|e| SourceError::Generate {
+    generate(config, dir).map_err(|source| SourceError::Generate {
         dir: dir.to_path_buf(),
-        message: e.to_string(),
+        source,
     })?;
+    let record = SynthRecord::new(config);
+    let text = serde_json::to_string_pretty(&record).expect("synth record serialises");
     // Written last: its presence means the generation completed.
-    crate::io::write_atomic(&record, wanted.as_bytes()).map_err(|source| SourceError::Io {
-        path: record,
+    crate::io::write_atomic(&record_path, text.as_bytes()).map_err(|source| SourceError::Io {
+        path: record_path,
         source,
     })?;
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> SynthConfig {
+        SynthConfig {
+            size: 32,
+            hard_patches: 12,
+            hard_slides: 4,
+            pool_patches: 6,
+            pool_slides: 2,
+            ..SynthConfig::default()
+        }
+    }
+
+    /// Rewrites the record in `dir` with `change` applied.
+    fn tamper(dir: &Path, change: impl FnOnce(&mut serde_json::Value)) {
+        let path = dir.join(SYNTH_CONFIG_FILE);
+        let mut value: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        change(&mut value);
+        std::fs::write(&path, serde_json::to_vec_pretty(&value).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn data_of_another_generator_version_is_regenerated_even_from_any_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = tiny();
+        assert!(ensure_synthetic(dir.path(), &config, Builds::This).unwrap());
+        assert!(!ensure_synthetic(dir.path(), &config, Builds::This).unwrap());
+        let record = SynthRecord::read(dir.path()).unwrap();
+        assert_eq!(record.generator_version, GENERATOR_VERSION);
+        assert_eq!(record.build, BuildInfo::current());
+
+        // Made by another build: regenerated, unless any build will do.
+        tamper(dir.path(), |v| {
+            v["build"]["fingerprint"] = "0123456789abcdef".into()
+        });
+        assert!(!ensure_synthetic(dir.path(), &config, Builds::Any).unwrap());
+        assert!(ensure_synthetic(dir.path(), &config, Builds::This).unwrap());
+        assert_eq!(SynthRecord::read(dir.path()).unwrap(), record);
+
+        // Another generator version: always regenerated.
+        tamper(dir.path(), |v| {
+            v["generator_version"] = (GENERATOR_VERSION + 1).into()
+        });
+        let stray = dir.path().join(crate::data::HARD_DIR).join("stray.png");
+        std::fs::write(&stray, b"x").unwrap();
+        assert!(ensure_synthetic(dir.path(), &config, Builds::Any).unwrap());
+        assert!(!stray.exists(), "the old images are removed");
+        assert_eq!(SynthRecord::read(dir.path()).unwrap(), record);
+
+        // Other settings, or a record in an older format: regenerated.
+        let other = SynthConfig {
+            seed: 9,
+            ..config.clone()
+        };
+        assert!(ensure_synthetic(dir.path(), &other, Builds::Any).unwrap());
+        std::fs::write(
+            dir.path().join(SYNTH_CONFIG_FILE),
+            serde_json::to_string_pretty(&config).unwrap(),
+        )
+        .unwrap();
+        assert!(SynthRecord::read(dir.path()).is_none());
+        assert!(ensure_synthetic(dir.path(), &config, Builds::Any).unwrap());
+    }
 }

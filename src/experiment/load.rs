@@ -3,6 +3,7 @@
 
 use super::config::ExperimentConfig;
 use super::matrix::{Assignment, Matrix, MatrixError};
+use super::overrides::Override;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -50,6 +51,16 @@ pub enum LoadError {
         /// What is wrong.
         message: String,
     },
+    /// A `--set` override that does not fit the experiment.
+    #[error("{path}: --set {text}: {message}")]
+    Override {
+        /// The file.
+        path: PathBuf,
+        /// The override as given.
+        text: String,
+        /// What is wrong, naming the key.
+        message: String,
+    },
     /// A combination of settings a cell cannot run with.
     #[error("{path}: cell {cell}: {message}")]
     Cell {
@@ -71,6 +82,8 @@ pub struct Experiment {
     pub name: String,
     /// The file's text (kept for the report).
     pub text: String,
+    /// The `--set` overrides applied to it, in order.
+    pub overrides: Vec<Override>,
     /// Base settings (before axis values).
     pub base: ExperimentConfig,
     /// Axis keys, in a stable order (the columns that tell cells apart).
@@ -81,24 +94,70 @@ pub struct Experiment {
 
 /// Reads and validates an experiment file.
 pub fn load_experiment(path: &Path) -> Result<Experiment, LoadError> {
+    load_experiment_with(path, &[])
+}
+
+/// Reads an experiment file, applies `overrides` and validates the result.
+pub fn load_experiment_with(path: &Path, overrides: &[Override]) -> Result<Experiment, LoadError> {
     let text = std::fs::read_to_string(path).map_err(|source| LoadError::Read {
         path: path.into(),
         source,
     })?;
-    parse_experiment(path, &text)
+    parse_experiment_with(path, &text, overrides)
 }
 
 /// Parses experiment text; `path` is used in messages and for the default name.
 pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, LoadError> {
-    let base: ExperimentConfig = toml::from_str(text).map_err(|e| located(path, text, &e))?;
-    let doc: toml::Table = text
+    parse_experiment_with(path, text, &[])
+}
+
+/// Parses experiment text with `overrides` applied to its table before it
+/// is validated: the file's own errors name its line and column, the
+/// overrides' errors the override.
+pub fn parse_experiment_with(
+    path: &Path,
+    text: &str,
+    overrides: &[Override],
+) -> Result<Experiment, LoadError> {
+    toml::from_str::<ExperimentConfig>(text).map_err(|e| located(path, text, &e))?;
+    let mut doc: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| located(path, text, &e))?;
-    let matrix = Matrix::parse(base.matrix.as_ref()).map_err(|source| LoadError::Matrix {
-        path: path.into(),
-        source,
+    apply_overrides(path, &mut doc, overrides)?;
+    let base = ExperimentConfig::deserialize(Value::Table(doc.clone()))
+        .expect("every override was checked");
+    let matrix = Matrix::parse(base.matrix.as_ref()).map_err(|source| {
+        match overrides
+            .iter()
+            .rev()
+            .find(|o| o.changes_matrix_entry(source.key()))
+        {
+            Some(o) => override_error(path, o, source.to_string()),
+            None => LoadError::Matrix {
+                path: path.into(),
+                source,
+            },
+        }
     })?;
-    let mut doc = doc;
+    let axes = matrix.axis_keys();
+    if let Some((o, axis)) = overrides.iter().find_map(|o| {
+        let setting = o.setting()?;
+        // The axis replaces the setting, or the table the setting is in;
+        // setting a table that holds an axis keeps the axis's values.
+        let axis = axes
+            .iter()
+            .find(|a| **a == setting || setting.starts_with(&format!("{a}.")))?;
+        Some((o, axis))
+    }) {
+        return Err(override_error(
+            path,
+            o,
+            format!(
+                "`{axis}` is an axis of [matrix], whose values replace it in every cell; \
+                 change the axis instead (--set 'matrix.\"{axis}\"=[...]')"
+            ),
+        ));
+    }
     doc.remove("matrix");
     let name = base.name.clone().unwrap_or_else(|| {
         path.file_stem()
@@ -109,11 +168,26 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, LoadError
     for cell in matrix.expand() {
         for (key, value) in &cell {
             let single: Assignment = [(key.clone(), value.clone())].into();
-            settings_for(&doc, &single).map_err(|message| LoadError::AxisValue {
-                path: path.into(),
-                key: key.clone(),
-                value: value.to_string(),
-                message,
+            settings_for(&doc, &single).map_err(|message| {
+                let error = LoadError::AxisValue {
+                    path: path.into(),
+                    key: key.clone(),
+                    value: value.to_string(),
+                    message,
+                };
+                let axis = matrix.entry_of(key);
+                match overrides
+                    .iter()
+                    .rev()
+                    .find(|o| o.changes_matrix_entry(axis))
+                {
+                    Some(o) => {
+                        let text = error.to_string();
+                        let prefix = format!("{}: ", path.display());
+                        override_error(path, o, text.strip_prefix(&prefix).unwrap_or(&text).into())
+                    }
+                    None => error,
+                }
             })?;
         }
     }
@@ -130,10 +204,59 @@ pub fn parse_experiment(path: &Path, text: &str) -> Result<Experiment, LoadError
         path: path.into(),
         name,
         text: text.to_string(),
+        overrides: overrides.to_vec(),
         base,
         axis_keys: matrix.axis_keys(),
         cells,
     })
+}
+
+/// Applies the overrides in order; an override that breaks the settings is
+/// an error naming it: a key or value the file could not have either, or a
+/// check of the base settings that held before it.
+fn apply_overrides(
+    path: &Path,
+    doc: &mut toml::Table,
+    overrides: &[Override],
+) -> Result<(), LoadError> {
+    let mut base_valid = settings_for(doc, &Assignment::new()).is_ok();
+    for o in overrides {
+        o.apply(doc)
+            .map_err(|e| override_error(path, o, e.to_string()))?;
+        ExperimentConfig::deserialize(Value::Table(doc.clone())).map_err(|e| {
+            let mut message = with_suggestion(e.message());
+            let (parents, last) = o.path.split_at(o.path.len() - 1);
+            if message.contains(&format!("unknown field `{}`", last[0])) {
+                let key = if parents.is_empty() {
+                    last[0].clone()
+                } else {
+                    format!("{}.{}", parents.join("."), last[0])
+                };
+                message = message.replacen(
+                    &format!("unknown field `{}`", last[0]),
+                    &format!("unknown key `{key}`"),
+                    1,
+                );
+            } else if !message.contains('`') {
+                message = format!("`{}`: {message}", o.key());
+            }
+            override_error(path, o, message)
+        })?;
+        match settings_for(doc, &Assignment::new()) {
+            Ok(_) => base_valid = true,
+            Err(message) if base_valid => return Err(override_error(path, o, message)),
+            Err(_) => {}
+        }
+    }
+    Ok(())
+}
+
+fn override_error(path: &Path, o: &Override, message: String) -> LoadError {
+    LoadError::Override {
+        path: path.into(),
+        text: o.text.clone(),
+        message,
+    }
 }
 
 /// `key=value, ...` of an assignment, for messages and labels.
@@ -337,6 +460,72 @@ mod tests {
             error.contains("`training.epochs` must be a non-empty list"),
             "{error}"
         );
+    }
+
+    fn with(text: &str, sets: &[&str]) -> Result<Experiment, LoadError> {
+        let overrides: Vec<Override> = sets.iter().map(|s| s.parse().unwrap()).collect();
+        parse_experiment_with(Path::new("exp.toml"), text, &overrides)
+    }
+
+    #[test]
+    fn overrides_change_settings_and_axes() {
+        let text = "seed = 5\n[training]\nepochs = 2\n[matrix]\n\"mining.strategy\" = [\"none\", \"random\"]\n";
+        let e = with(text, &["training.epochs=4", "matrix.seeds=3"]).unwrap();
+        assert_eq!(e.cells.len(), 6);
+        assert!(e.cells.iter().all(|(_, c)| c.training.epochs == 4));
+        assert_eq!(e.base.training.epochs, 4);
+        assert_eq!(e.overrides.len(), 2);
+        assert_eq!(e.text, text, "the file's text is kept as written");
+        let e = with(text, &["matrix.\"mining.strategy\"=[\"knn-l2\"]"]).unwrap();
+        assert_eq!(e.cells.len(), 1);
+        assert_eq!(e.cells[0].1.mining.strategy, crate::mining::Strategy::KnnL2);
+        // A table holding an axis may be set; the axis keeps its values.
+        let e = with(
+            "[matrix]\n\"data.synthetic.seed\" = [1, 2]\n",
+            &["data.synthetic={ size = 32 }"],
+        )
+        .unwrap();
+        let seeds: Vec<u64> = e.cells.iter().map(|(_, c)| c.data.synthetic.seed).collect();
+        assert_eq!(seeds, [1, 2]);
+        assert!(e.cells.iter().all(|(_, c)| c.data.synthetic.size == 32));
+    }
+
+    #[test]
+    fn override_errors_name_the_override_and_file_errors_their_line() {
+        let text = "[training]\nepochs = 2\n[matrix]\n\"mining.strategy\" = [\"none\"]\n";
+        let error = |sets: &[&str]| with(text, sets).unwrap_err().to_string();
+        assert_eq!(
+            error(&["training.epochs=0"]),
+            "exp.toml: --set training.epochs=0: training.epochs must be at least 1"
+        );
+        let e = error(&["training.epoch=3"]);
+        assert!(
+            e.starts_with("exp.toml: --set training.epoch=3: unknown key `training.epoch`")
+                && e.contains("did you mean `epochs`?"),
+            "{e}"
+        );
+        let e = error(&["mining.strategy=random"]);
+        assert!(
+            e.contains("`mining.strategy` is an axis of [matrix]"),
+            "{e}"
+        );
+        let e = error(&["matrix.\"mining.strategy\"=[]"]);
+        assert!(
+            e.starts_with("exp.toml: --set matrix.\"mining.strategy\"=[]: matrix axis"),
+            "{e}"
+        );
+        let e = error(&["matrix.\"training.epochs\"=[0]"]);
+        assert!(
+            e.starts_with(
+                "exp.toml: --set matrix.\"training.epochs\"=[0]: matrix axis `training.epochs` = 0"
+            ),
+            "{e}"
+        );
+        // The file's own errors keep their line, whatever the overrides.
+        let e = with("[training]\nepochs = \"two\"\n", &["seed=1"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("exp.toml:2:"), "{e}");
     }
 
     #[test]

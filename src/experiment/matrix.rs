@@ -36,6 +36,15 @@ pub enum MatrixError {
     },
 }
 
+impl MatrixError {
+    /// The `[matrix]` key the error is about.
+    pub fn key(&self) -> &str {
+        match self {
+            MatrixError::EmptyAxis { key } | MatrixError::Invalid { key, .. } => key,
+        }
+    }
+}
+
 /// Axes crossed with each other (one group may zip several keys).
 #[derive(Debug, Clone, PartialEq)]
 struct AxisGroup {
@@ -125,6 +134,17 @@ impl Matrix {
             }
         }
         keys
+    }
+
+    /// The `[matrix]` entry an axis key comes from: `seeds`, `folds`, the
+    /// key itself, or `include`.
+    pub fn entry_of<'a>(&self, axis: &'a str) -> &'a str {
+        match axis {
+            SEED_KEY => "seeds",
+            FOLD_KEY => "folds",
+            _ if self.groups.iter().any(|g| g.keys.iter().any(|k| k == axis)) => axis,
+            _ => "include",
+        }
     }
 
     /// Expands the matrix into cell assignments: the cross product of all

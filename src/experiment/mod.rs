@@ -4,6 +4,8 @@
 pub mod config;
 pub mod load;
 pub mod matrix;
+pub mod overrides;
 
 pub use config::ExperimentConfig;
-pub use load::{load_experiment, Experiment, LoadError};
+pub use load::{load_experiment, load_experiment_with, Experiment, LoadError};
+pub use overrides::Override;

@@ -1,5 +1,9 @@
-//! The four-step method: weak model, false-positive query, hard negative
-//! mining in the weak pool, strong model.
+//! The four steps of the method, each a function: weak model
+//! ([`train_and_test`]), false-positive query ([`query`]), hard negative
+//! mining in the weak pool ([`mine_pool`]), strong model
+//! ([`strong_training_set`], [`train_and_test`]). The runner
+//! ([`crate::runner`]) chains them, caching each step's result; every
+//! command (`run`, `pipeline`, `train`) goes through it.
 //!
 //! Mined patches join the training split only; the weak and the strong
 //! model are evaluated on the same test split, and the strong model starts
@@ -10,7 +14,7 @@ pub mod fp_query;
 use crate::data::prepare::PreparedData;
 use crate::data::PatchKind;
 use crate::metrics::binary::BinaryMetrics;
-use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs, Strategy};
+use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs};
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
 use crate::train::evaluate::{embed_and_score, evaluate, Evaluation};
@@ -237,110 +241,13 @@ pub fn mining_precision(data: &PreparedData, mined: &[MinedPatch]) -> Option<f64
     Some(kinds.iter().filter(|&&k| k == PatchKind::Mimic).count() as f64 / kinds.len() as f64)
 }
 
-/// Results of one strategy in a pipeline run.
-pub struct StrategyOutcome {
-    /// The mining settings.
-    pub mining: MiningConfig,
-    /// The mined pool patches.
-    pub mined: Vec<MinedPatch>,
-    /// Share of mimics among them (synthetic data).
-    pub precision: Option<f64>,
-    /// The strong model's results; for `none` (or nothing mined) this is the weak model.
-    pub strong: ModelOutcome,
-    /// Whether a strong model was trained (false when it would equal the weak one).
-    pub strong_trained: bool,
-}
-
-/// Everything one pipeline run produced.
-pub struct PipelineOutcome {
-    /// The weak model's results.
-    pub weak: ModelOutcome,
-    /// The weak model's false positives on validation.
-    pub false_positives: Vec<FalsePositive>,
-    /// One entry per requested strategy, in request order.
-    pub strategies: Vec<StrategyOutcome>,
-}
-
-/// Runs the method for several mining configurations, sharing one weak
-/// model, one false-positive query and one pool embedding between them.
-pub fn run_pipeline(
-    spec: TrainSpec<'_>,
-    minings: &[MiningConfig],
-    data: &PreparedData,
-    on_event: &mut dyn FnMut(Stage, &MiningConfig, TrainEvent),
-) -> Result<PipelineOutcome, PipelineError> {
-    let weak_label = MiningConfig {
-        strategy: Strategy::None,
-        ..MiningConfig::default()
-    };
-    let (weak_model, _, weak) =
-        train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |e| {
-            on_event(Stage::Weak, &weak_label, e)
-        })?;
-    let (config, device, seed) = (spec.training, spec.device, spec.seed);
-    // One query per distinct false-positive threshold (usually just one).
-    let mut queries: Vec<(f64, Query)> = Vec::new();
-    let mut strategies = Vec::with_capacity(minings.len());
-    for mining in minings {
-        if mining.strategy == Strategy::None {
-            let strong = weak.clone();
-            strategies.push(StrategyOutcome {
-                mining: mining.clone(),
-                mined: Vec::new(),
-                precision: None,
-                strong,
-                strong_trained: false,
-            });
-            continue;
-        }
-        let position = match queries.iter().position(|(t, _)| *t == mining.fp_threshold) {
-            Some(position) => position,
-            None => {
-                queries.push((
-                    mining.fp_threshold,
-                    query(&weak_model, data, config, mining.fp_threshold, device)?,
-                ));
-                queries.len() - 1
-            }
-        };
-        let mined = mine_pool(&queries[position].1, mining, seed)?;
-        let precision = mining_precision(data, &mined);
-        let (strong, strong_trained) = if mined.is_empty() {
-            // Same seed, same training set: the strong model would be the weak one.
-            (weak.clone(), false)
-        } else {
-            let train = strong_training_set(data, &mined);
-            let (_, _, strong) = train_and_test(Stage::Strong, spec, data, &train, &mut |e| {
-                on_event(Stage::Strong, mining, e)
-            })?;
-            (strong, true)
-        };
-        strategies.push(StrategyOutcome {
-            mining: mining.clone(),
-            mined,
-            precision,
-            strong,
-            strong_trained,
-        });
-    }
-    let false_positives = queries
-        .into_iter()
-        .next()
-        .map(|(_, q)| q.false_positives)
-        .unwrap_or_default();
-    Ok(PipelineOutcome {
-        weak,
-        false_positives,
-        strategies,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::data::prepare::{prepare, SplitSpec};
     use crate::data::subsample::Subsample;
     use crate::data::synth::{generate, SynthConfig};
+    use crate::mining::Strategy;
     use std::collections::BTreeSet;
 
     fn tiny_data(dir: &Path) -> PreparedData {
@@ -357,7 +264,17 @@ mod tests {
         prepare(dir, 32, &SplitSpec::default(), &Subsample::All).unwrap()
     }
 
-    fn run(data: &PreparedData) -> PipelineOutcome {
+    /// What running the method once gives: the weak model, its false
+    /// positives, and per strategy the mined set and the strong model.
+    struct Outcome {
+        weak: ModelOutcome,
+        false_positives: Vec<FalsePositive>,
+        strategies: Vec<(Strategy, Vec<MinedPatch>, ModelOutcome)>,
+    }
+
+    /// The steps chained as the runner chains them, for the strategies
+    /// `none`, `knn-l2` and `random`.
+    fn run(data: &PreparedData) -> Outcome {
         let model = ResNetConfig::from_name("resnet10-w8", 2).unwrap();
         let training = TrainConfig {
             epochs: 1,
@@ -371,17 +288,40 @@ mod tests {
             seed: 1,
             device: &Device::Cpu,
         };
+        let (weak_model, _, weak) =
+            train_and_test(Stage::Weak, spec, data, &data.split.train, &mut |_| {}).unwrap();
         // Threshold 0 makes every validation negative a false positive, so mining always finds patches.
-        let minings: Vec<MiningConfig> = [Strategy::None, Strategy::KnnL2, Strategy::Random]
+        let query = query(&weak_model, data, &training, 0.0, &Device::Cpu).unwrap();
+        let strategies = [Strategy::None, Strategy::KnnL2, Strategy::Random]
             .into_iter()
-            .map(|strategy| MiningConfig {
-                strategy,
-                num_query: 3,
-                fp_threshold: 0.0,
-                max_mined: None,
+            .map(|strategy| {
+                let mining = MiningConfig {
+                    strategy,
+                    num_query: 3,
+                    fp_threshold: 0.0,
+                    max_mined: None,
+                };
+                let mined = if strategy == Strategy::None {
+                    Vec::new()
+                } else {
+                    mine_pool(&query, &mining, spec.seed).unwrap()
+                };
+                let strong = if mined.is_empty() {
+                    weak.clone()
+                } else {
+                    let train = strong_training_set(data, &mined);
+                    train_and_test(Stage::Strong, spec, data, &train, &mut |_| {})
+                        .unwrap()
+                        .2
+                };
+                (strategy, mined, strong)
             })
             .collect();
-        run_pipeline(spec, &minings, data, &mut |_, _, _| {}).unwrap()
+        Outcome {
+            weak,
+            false_positives: query.false_positives,
+            strategies,
+        }
     }
 
     #[test]
@@ -397,38 +337,35 @@ mod tests {
             .copied()
             .collect();
         assert!(!outcome.false_positives.is_empty());
-        for strategy in &outcome.strategies {
-            let train = strong_training_set(&data, &strategy.mined);
+        for (strategy, mined, strong) in &outcome.strategies {
+            let train = strong_training_set(&data, mined);
             assert!(
                 train.iter().all(|i| !held_out.contains(i)),
-                "{}: mined into valid/test",
-                strategy.mining.strategy
+                "{strategy}: mined into valid/test"
             );
-            let mined: Vec<usize> = train
+            let pool: Vec<usize> = train
                 .iter()
                 .copied()
                 .filter(|&i| i >= data.pool_offset)
                 .collect();
-            assert_eq!(mined.len(), strategy.mined.len());
+            assert_eq!(pool.len(), mined.len());
             // Weak and strong are scored on the same test patches, in the same order.
-            assert_eq!(strategy.strong.test.scores.len(), data.split.test.len());
-            assert_eq!(
-                strategy.strong.train_size,
-                data.split.train.len() + strategy.mined.len()
-            );
+            assert_eq!(strong.test.scores.len(), data.split.test.len());
+            assert_eq!(strong.train_size, data.split.train.len() + mined.len());
         }
         assert_eq!(outcome.weak.test.scores.len(), data.split.test.len());
-        let none = &outcome.strategies[0];
-        assert!(!none.strong_trained && none.mined.is_empty());
-        assert_eq!(none.strong.test.scores, outcome.weak.test.scores);
-        let (knn, random) = (&outcome.strategies[1], &outcome.strategies[2]);
-        assert!(knn.strong_trained && !knn.mined.is_empty());
+        let (_, none_mined, none) = &outcome.strategies[0];
+        assert!(none_mined.is_empty());
+        assert_eq!(none.test.scores, outcome.weak.test.scores);
+        let ((_, knn_mined, knn), (_, random_mined, _)) =
+            (&outcome.strategies[1], &outcome.strategies[2]);
+        assert!(!knn_mined.is_empty());
         assert_eq!(
-            random.mined.len(),
-            knn.mined.len(),
+            random_mined.len(),
+            knn_mined.len(),
             "the random control draws as many as kNN mines"
         );
-        assert_ne!(knn.strong.test.scores, outcome.weak.test.scores);
+        assert_ne!(knn.test.scores, outcome.weak.test.scores);
     }
 
     #[test]
@@ -438,8 +375,8 @@ mod tests {
         let (a, b) = (run(&data), run(&data));
         assert_eq!(a.weak.test.scores, b.weak.test.scores);
         for (x, y) in a.strategies.iter().zip(&b.strategies) {
-            assert_eq!(x.mined, y.mined);
-            assert_eq!(x.strong.test.scores, y.strong.test.scores);
+            assert_eq!(x.1, y.1);
+            assert_eq!(x.2.test.scores, y.2.test.scores);
         }
     }
 }

@@ -528,11 +528,24 @@ fn provenance_blocks(inputs: &Inputs<'_>) -> Vec<Block> {
     folds.sort();
     folds.dedup();
     let mut experiment_file = "experiment.toml".to_string();
+    let mut rerun_flags = String::new();
     if let Some(m) = &inputs.provenance.manifest {
+        let candle = m
+            .candle_version
+            .as_ref()
+            .map(|version| match &m.candle_patch {
+                Some(patch) => format!("{version} (patched: {patch}, see vendor/README.md)"),
+                None => version.clone(),
+            });
+        let commit = m.git_commit.as_ref().map(|commit| match &m.uncommitted {
+            Some(diff) => format!("{commit} with uncommitted changes (diff hash {diff})"),
+            None => commit.clone(),
+        });
         let fields = [
             ("ablate version", &m.ablate_version),
-            ("candle version", &m.candle_version),
-            ("git commit", &m.git_commit),
+            ("candle version", &candle),
+            ("git commit", &commit),
+            ("build fingerprint", &m.build_fingerprint),
             ("device", &m.device),
             ("experiment file", &m.experiment_file),
             ("config hash", &m.config_hash),
@@ -545,8 +558,24 @@ fn provenance_blocks(inputs: &Inputs<'_>) -> Vec<Block> {
                 value.as_deref().unwrap_or("unknown")
             ));
         }
+        if !m.overrides.is_empty() {
+            let sets: Vec<String> = m.overrides.iter().map(|o| format!("`--set {o}`")).collect();
+            facts.push(format!("overrides: {}", sets.join(", ")));
+        }
+        if m.reused_stages > 0 {
+            facts.push(format!(
+                "stages reused from other builds (`--reuse-stale-stages`): {}, listed in manifest.json",
+                m.reused_stages
+            ));
+        }
         if let Some(file) = &m.experiment_file {
             experiment_file = file.clone();
+        }
+        for o in &m.overrides {
+            rerun_flags.push_str(&format!(" --set {}", crate::slurm::script::shell_quote(o)));
+        }
+        if m.reuse_stale_stages {
+            rerun_flags.push_str(" --reuse-stale-stages");
         }
     } else {
         facts.push("manifest.json: not found in this folder".into());
@@ -570,7 +599,7 @@ fn provenance_blocks(inputs: &Inputs<'_>) -> Vec<Block> {
     blocks.push(Block::Code {
         language: "sh".into(),
         text: format!(
-            "ablate run {experiment_file}\nablate report {}",
+            "ablate run {experiment_file}{rerun_flags}\nablate report {}",
             inputs.dir.display()
         ),
     });

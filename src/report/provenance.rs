@@ -1,5 +1,5 @@
 //! What produced a results folder: the experiment file's text and the facts
-//! of `manifest.json` (versions, commit, config hash, start and end).
+//! of `manifest.json` (versions, build, overrides, config hash, start and end).
 //!
 //! Both files are optional for the report (a folder assembled by hand still
 //! gets its tables), but a file that exists and cannot be parsed is an error.
@@ -31,8 +31,20 @@ pub struct ManifestFacts {
     pub ablate_version: Option<String>,
     /// candle-core's version.
     pub candle_version: Option<String>,
-    /// Git commit of the run.
+    /// Id of the change to the vendored candle-core (`None`: unpatched or unknown).
+    pub candle_patch: Option<String>,
+    /// Git commit the binary was built from.
     pub git_commit: Option<String>,
+    /// Hash of the uncommitted changes the binary was built with.
+    pub uncommitted: Option<String>,
+    /// The build fingerprint.
+    pub build_fingerprint: Option<String>,
+    /// The `--set` overrides of the run.
+    pub overrides: Vec<String>,
+    /// Whether the run could reuse stages of other builds.
+    pub reuse_stale_stages: bool,
+    /// How many stages it reused from other builds.
+    pub reused_stages: usize,
     /// Device the run used.
     pub device: Option<String>,
     /// The experiment file that was run.
@@ -83,10 +95,36 @@ impl ManifestFacts {
             Some(serde_json::Value::Null) | None => None,
             Some(other) => Some(other.to_string()),
         };
+        let build = |key: &str| match value.get("build").and_then(|b| b.get(key)) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            _ => None,
+        };
+        let overrides = value
+            .get("overrides")
+            .and_then(|o| o.as_array())
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|o| o.as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Self {
             ablate_version: field("ablate_version"),
             candle_version: field("candle_version"),
+            candle_patch: field("candle_patch"),
             git_commit: field("git_commit"),
+            uncommitted: build("dirty"),
+            build_fingerprint: build("fingerprint"),
+            overrides,
+            reuse_stale_stages: value
+                .get("reuse_stale_stages")
+                .and_then(|v| v.as_bool())
+                .unwrap_or(false),
+            reused_stages: value
+                .get("reused_stages")
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len),
             device: field("device"),
             experiment_file: field("experiment_file"),
             config_hash: field("config_hash"),
@@ -119,6 +157,17 @@ mod tests {
         assert_eq!(facts.ablate_version.as_deref(), Some("0.1.0"));
         assert_eq!(facts.git_commit, None);
         assert_eq!(facts.config_hash.as_deref(), Some("abc"));
+        assert!(facts.overrides.is_empty() && facts.build_fingerprint.is_none());
+        let text = r#"{"candle_patch": "p1", "build": {"fingerprint": "f1", "dirty": "d1"},
+            "overrides": ["training.epochs=3"], "reuse_stale_stages": true,
+            "reused_stages": [{"stage": "weak/a/b"}]}"#;
+        let facts = ManifestFacts::parse(Path::new("m.json"), text).unwrap();
+        assert_eq!(facts.candle_patch.as_deref(), Some("p1"));
+        assert_eq!(facts.build_fingerprint.as_deref(), Some("f1"));
+        assert_eq!(facts.uncommitted.as_deref(), Some("d1"));
+        assert_eq!(facts.overrides, ["training.epochs=3"]);
+        assert!(facts.reuse_stale_stages);
+        assert_eq!(facts.reused_stages, 1);
         let error = ManifestFacts::parse(Path::new("m.json"), "{\n oops")
             .unwrap_err()
             .to_string();

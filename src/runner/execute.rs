@@ -6,14 +6,21 @@
 //! Such partial runs are how cluster array tasks split an experiment; every
 //! stage is computed under a [`StageLock`], so runs that share an output
 //! folder never compute one artifact twice at once.
+//!
+//! Each stage is resolved in the cache ([`ArtifactStore::resolve`]) from the
+//! instances of the stages it reads: this build's instance, else (with
+//! [`RunOptions::reuse_stale`]) one another build made from the same
+//! inputs, else it is computed.
 
+use super::error::{one_line, CellError};
 use super::found;
 use super::keys::training_seed;
 use super::lock::StageLock;
 use super::plan::{CellPlan, Plan};
-use super::store::{ArtifactStore, StoreError};
+use super::resolve::resolve_data;
+use super::store::{ArtifactStore, Resolution, StageRef, StaleStage};
 use crate::data::prepare::{prepare, PreparedData};
-use crate::data::source::ensure_synthetic;
+use crate::data::source::{ensure_synthetic, Builds};
 use crate::mining::MinedPatch;
 use crate::model::init::build_seeded;
 use crate::model::resnet::{ResNet, ResNetConfig};
@@ -26,8 +33,8 @@ use crate::train::checkpoint::save_checkpoint;
 use crate::train::{EpochRecord, TrainEvent};
 use candle_core::{Device, Tensor};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
@@ -45,6 +52,9 @@ pub struct RunOptions {
     pub cells: Option<BTreeSet<usize>>,
     /// Which stages this run computes; the others must be in the cache.
     pub stages: Stages,
+    /// Reuse stages another build made (from the same inputs) instead of
+    /// computing them again. Never data of another generator version.
+    pub reuse_stale: bool,
 }
 
 /// Which stages a run computes; the stages it does not compute must already
@@ -119,7 +129,7 @@ pub enum RunEvent {
     CellDone {
         /// Cell index.
         cell: usize,
-        /// The error, if it failed.
+        /// The error, if it failed (one line).
         error: Option<String>,
     },
 }
@@ -156,7 +166,7 @@ impl ModelRecord {
     }
 }
 
-/// The stored false-positive query (features are in `query.safetensors`).
+/// The stored false-positive query (features are in `features.safetensors`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct QueryRecord {
     false_positives: Vec<FalsePositive>,
@@ -193,19 +203,43 @@ pub struct CellResult {
     pub cache_hits: Vec<&'static str>,
 }
 
+/// The outcome of a cell: its results, or why it failed (shared by the
+/// cells of a weak-model group whose common stages failed).
+pub type CellOutcome = Result<CellResult, Arc<CellError>>;
+
 /// The outcome of each cell of the plan (`None` when not run).
-pub type CellOutcomes = Vec<Option<Result<CellResult, String>>>;
+pub type CellOutcomes = Vec<Option<CellOutcome>>;
+
+/// What a run of a plan did.
+#[derive(Debug)]
+pub struct Execution {
+    /// One outcome per cell of the plan.
+    pub outcomes: CellOutcomes,
+    /// Stages reused from other builds ([`RunOptions::reuse_stale`]), in
+    /// folder order.
+    pub reused: Vec<StaleStage>,
+}
 
 /// Runs the plan's cells; returns one outcome per cell.
 pub fn execute(
     plan: &Plan,
     options: &RunOptions,
     on_event: &(dyn Fn(RunEvent) + Sync),
-) -> CellOutcomes {
-    let store = plan.store();
+) -> Execution {
+    execute_with(&plan.store(), plan, options, on_event)
+}
+
+/// [`execute`] with the cache seen through `store` (whose build computes).
+pub fn execute_with(
+    store: &ArtifactStore,
+    plan: &Plan,
+    options: &RunOptions,
+    on_event: &(dyn Fn(RunEvent) + Sync),
+) -> Execution {
     let groups = plan.weak_groups(options.cells.as_ref());
     let outcomes: Mutex<CellOutcomes> = Mutex::new(vec![None; plan.cells.len()]);
     let data_cache = DataCache::default();
+    let reused = Mutex::new(BTreeMap::new());
     let next = Mutex::new(0usize);
     let stop = AtomicBool::new(false);
     let jobs = options.jobs.clamp(1, groups.len().max(1));
@@ -237,9 +271,11 @@ pub fn execute(
                     };
                     let context = GroupContext {
                         plan,
-                        store: &store,
+                        store,
                         data_cache: &data_cache,
                         stages: options.stages,
+                        reuse_stale: options.reuse_stale,
+                        reused: &reused,
                         on_event,
                     };
                     let results = pool.install(|| run_group(&context, &group));
@@ -247,7 +283,7 @@ pub fn execute(
                     for (cell, result) in group.iter().zip(results) {
                         // Cells left to a later run (`--stages shared`) have no outcome.
                         let Some(result) = result else { continue };
-                        let error = result.as_ref().err().cloned();
+                        let error = result.as_ref().err().map(|e| one_line(e.as_ref()));
                         if error.is_some() && options.fail_fast {
                             stop.store(true, Ordering::SeqCst);
                         }
@@ -258,51 +294,72 @@ pub fn execute(
             });
         }
     });
-    outcomes.into_inner().expect("outcomes lock")
+    Execution {
+        outcomes: outcomes.into_inner().expect("outcomes lock"),
+        reused: reused
+            .into_inner()
+            .expect("reused lock")
+            .into_values()
+            .collect(),
+    }
 }
+
+/// A dataset decoded for a split, and the synthetic data stage it came from.
+type Decoded = (Arc<PreparedData>, Option<StageRef>);
 
 /// Decoded datasets shared between the groups of a run, by split key.
 #[derive(Default)]
 struct DataCache {
-    prepared: Mutex<HashMap<String, Arc<PreparedData>>>,
+    prepared: Mutex<HashMap<String, Decoded>>,
 }
 
 impl DataCache {
-    fn get(
-        &self,
-        cell: &CellPlan,
-        store: &ArtifactStore,
-        stages: Stages,
-    ) -> Result<Arc<PreparedData>, String> {
+    fn get(&self, cell: &CellPlan, context: &GroupContext<'_>) -> Result<Decoded, CellError> {
         let mut map = self
             .prepared
             .lock()
-            .map_err(|_| "data cache poisoned".to_string())?;
-        if let Some(data) = map.get(&cell.keys.split) {
-            return Ok(data.clone());
+            .map_err(|_| CellError::DataCachePoisoned)?;
+        if let Some(decoded) = map.get(&cell.keys.split) {
+            return Ok(decoded.clone());
         }
         let config = &cell.config;
-        let root: PathBuf = match &config.data.path {
-            Some(path) => path.clone(),
+        let (root, data_ref) = match &config.data.path {
+            Some(path) => (path.clone(), None),
             None => {
-                let dir = store.dir("data", &cell.keys.data);
-                // Runs sharing the output folder must not generate it at once.
-                let _lock = lock_stage(&dir, stages)?;
-                ensure_synthetic(&dir, &config.data.synthetic).map_err(|e| e.to_string())?;
-                dir
+                let data_ref = synthetic_data(cell, context)?;
+                (context.store.dir(&data_ref), Some(data_ref))
             }
         };
         let mut split = config.data.split.clone();
         if split.folds.is_some() {
             split.fold = config.replicate.fold;
         }
-        let subsample = config.data.subsample()?;
+        let subsample = config.data.subsample().map_err(CellError::Settings)?;
         let data = prepare(&root, config.data.image_size, &split, &subsample)
-            .map_err(|e| format!("dataset '{}': {e}", root.display()))?;
-        let data = Arc::new(data);
-        map.insert(cell.keys.split.clone(), data.clone());
-        Ok(data)
+            .map_err(|source| CellError::Dataset { root, source })?;
+        let decoded = (Arc::new(data), data_ref);
+        map.insert(cell.keys.split.clone(), decoded.clone());
+        Ok(decoded)
     }
+}
+
+/// The cell's synthetic data: found, or generated into this build's folder.
+fn synthetic_data(cell: &CellPlan, context: &GroupContext<'_>) -> Result<StageRef, CellError> {
+    let store = context.store;
+    let resolution =
+        resolve_data(store, cell, context.reuse_stale).expect("synthetic data has a stage");
+    if let Some(found) = context.found(&resolution) {
+        return Ok(found);
+    }
+    let own = resolution.target();
+    // Runs sharing the output folder must not generate it at once.
+    let _lock = lock_stage(&store.dir(own), context.stages)?;
+    if !store.is_done(own) {
+        ensure_synthetic(&store.dir(own), &cell.config.data.synthetic, Builds::This)
+            .map_err(CellError::Synthetic)?;
+        store.finish(own, &[])?;
+    }
+    Ok(own.clone())
 }
 
 /// What every group of a run shares.
@@ -311,36 +368,72 @@ struct GroupContext<'a> {
     store: &'a ArtifactStore,
     data_cache: &'a DataCache,
     stages: Stages,
+    reuse_stale: bool,
+    reused: &'a Mutex<BTreeMap<StageRef, StaleStage>>,
     on_event: &'a (dyn Fn(RunEvent) + Sync),
+}
+
+impl GroupContext<'_> {
+    /// Resolves a stage for this run (see [`ArtifactStore::resolve`]).
+    fn resolve(&self, stage: &str, settings: &str, inputs: &[&StageRef]) -> Resolution {
+        self.store
+            .resolve(stage, settings, inputs, self.reuse_stale)
+    }
+
+    /// The instance to read, noting a reused one for the manifest.
+    fn found(&self, resolution: &Resolution) -> Option<StageRef> {
+        if let Resolution::Reused(stale) = resolution {
+            self.reused
+                .lock()
+                .expect("reused lock")
+                .entry(stale.found.clone())
+                .or_insert_with(|| stale.as_ref().clone());
+        }
+        resolution.found().cloned()
+    }
+
+    /// Prepares computing `own`, found missing: checks the run may compute
+    /// it and waits for its lock. `None` when another run finished it while
+    /// this one waited (read it from the cache).
+    fn claim(&self, own: &StageRef) -> Result<Option<Option<StageLock>>, CellError> {
+        check_computable(self.store, own, self.stages)?;
+        let lock = lock_stage(&self.store.dir(own), self.stages)?;
+        if self.store.is_done(own) {
+            return Ok(None);
+        }
+        Ok(Some(lock))
+    }
 }
 
 /// Runs the cells of one weak-model group; one result per cell, `None` for
 /// a cell whose own stages are left to a later run.
-fn run_group(
-    context: &GroupContext<'_>,
-    group: &[usize],
-) -> Vec<Option<Result<CellResult, String>>> {
+fn run_group(context: &GroupContext<'_>, group: &[usize]) -> Vec<Option<CellOutcome>> {
     let GroupContext {
         plan,
-        store,
-        data_cache,
         stages,
         on_event,
+        ..
     } = *context;
     let first = &plan.cells[group[0]];
     let shared = (|| {
-        let data = data_cache.get(first, store, stages)?;
-        let model_config =
-            ResNetConfig::from_name(&first.config.model.name, 2).map_err(|e| e.to_string())?;
-        let device = crate::device::open_device(&first.config.device).map_err(|e| e.to_string())?;
+        let (data, data_ref) = context.data_cache.get(first, context)?;
+        let name = &first.config.model.name;
+        let model_config = ResNetConfig::from_name(name, 2).map_err(|source| CellError::Model {
+            name: name.clone(),
+            source,
+        })?;
+        let device = crate::device::open_device(&first.config.device)?;
         let mut weak_stage =
-            WeakStage::new(first, store, data.clone(), model_config, stages, device);
+            WeakStage::new(first, context, data.clone(), data_ref, model_config, device);
         weak_stage.record(on_event)?;
-        Ok::<_, String>((data, weak_stage))
+        Ok::<_, CellError>((data, weak_stage))
     })();
     let (data, mut weak_stage) = match shared {
         Ok(shared) => shared,
-        Err(error) => return group.iter().map(|_| Some(Err(error.clone()))).collect(),
+        Err(error) => {
+            let error = Arc::new(error);
+            return group.iter().map(|_| Some(Err(error.clone()))).collect();
+        }
     };
     group
         .iter()
@@ -349,14 +442,16 @@ fn run_group(
             if stages == Stages::Shared && cell.mines() {
                 // Only the query, which the group's cells share; mining and
                 // the strong model are the cell's own.
-                if !store.is_done("mining", &cell.keys.mining) {
-                    if let Err(error) = weak_stage.query(cell, on_event) {
-                        return Some(Err(error));
+                let query = weak_stage.resolve_query(cell);
+                let mining = context.resolve("mining", &cell.keys.mining, &[query.target()]);
+                if mining.found().is_none() {
+                    if let Err(error) = weak_stage.query(cell, &query, on_event) {
+                        return Some(Err(Arc::new(error)));
                     }
                 }
                 return None;
             }
-            Some(finish_cell(cell, context, &data, &mut weak_stage))
+            Some(finish_cell(cell, context, &data, &mut weak_stage).map_err(Arc::new))
         })
         .collect()
 }
@@ -367,19 +462,18 @@ fn finish_cell(
     context: &GroupContext<'_>,
     data: &Arc<PreparedData>,
     weak_stage: &mut WeakStage<'_>,
-) -> Result<CellResult, String> {
-    let GroupContext {
-        plan,
-        store,
-        stages,
-        on_event,
-        ..
-    } = *context;
-    let result =
-        run_cell(cell, store, data, weak_stage, stages, on_event).map_err(|e| e.to_string())?;
+) -> Result<CellResult, CellError> {
+    let (result, query) = run_cell(cell, context, data, weak_stage)?;
     if cell.mines() {
-        let query = load_query(store, &cell.keys.query)?;
-        let path = plan
+        let query = match query {
+            Some(query) => query,
+            None => {
+                let resolution = weak_stage.resolve_query(cell);
+                weak_stage.query(cell, &resolution, context.on_event)?.0
+            }
+        };
+        let path = context
+            .plan
             .output
             .join("cells")
             .join(cell.index.to_string())
@@ -389,80 +483,63 @@ fn finish_cell(
     Ok(result)
 }
 
-/// Checks that a run limited to `stages` may compute stage `stage` (its
-/// artifact `key` is not in the cache).
+/// Checks that a run limited to `stages` may compute stage instance
+/// `stage` (its artifact is not in the cache). Synthetic data may always
+/// be generated.
 fn check_computable(
     store: &ArtifactStore,
-    stage: &str,
-    key: &str,
+    stage: &StageRef,
     stages: Stages,
-) -> Result<(), String> {
-    let shared = matches!(stage, "weak" | "query");
-    let allowed = if shared {
-        stages.computes_shared()
-    } else {
-        stages.computes_cell()
+) -> Result<(), CellError> {
+    let allowed = match stage.stage.as_str() {
+        "data" => true,
+        "weak" | "query" => stages.computes_shared(),
+        _ => stages.computes_cell(),
     };
     if allowed {
         return Ok(());
     }
-    let needed = if shared {
-        "the run of its shared stages (`--stages shared`) did not finish"
-    } else {
-        "the run of its own stages (`--stages cell`) did not finish"
-    };
-    Err(format!(
-        "{stage} stage '{}' is not in the cache: {needed}, and this run (`--stages {}`) does not compute it; see `ablate status`, or run `ablate run` without `--stages`",
-        store.dir(stage, key).display(),
-        stages.name()
-    ))
+    Err(CellError::NotComputed {
+        stage: stage.clone(),
+        dir: store.dir(stage),
+        stages: stages.name(),
+    })
 }
 
 /// Waits for the lock of a stage folder. On a filesystem without file
 /// locks, a run that holds the whole output folder goes on without it;
 /// partial runs, which share the folder, cannot.
-fn lock_stage(dir: &std::path::Path, stages: Stages) -> Result<Option<StageLock>, String> {
+fn lock_stage(dir: &Path, stages: Stages) -> Result<Option<StageLock>, CellError> {
     match StageLock::acquire(dir) {
         Ok(lock) => Ok(Some(lock)),
         Err(error) if error.is_unsupported() && stages.writes_tables() => Ok(None),
-        Err(error) => Err(error.to_string()),
+        Err(source) => Err(CellError::Lock {
+            dir: dir.to_path_buf(),
+            source,
+        }),
     }
-}
-
-/// Prepares computing stage instance (`stage`, `key`), found not done:
-/// checks the run may compute it and waits for its lock. `None` when
-/// another run finished it while this one waited (read it from the cache).
-fn claim_stage(
-    store: &ArtifactStore,
-    stage: &str,
-    key: &str,
-    stages: Stages,
-) -> Result<Option<Option<StageLock>>, String> {
-    check_computable(store, stage, key, stages)?;
-    let lock = lock_stage(&store.dir(stage, key), stages)?;
-    if store.is_done(stage, key) {
-        return Ok(None);
-    }
-    Ok(Some(lock))
 }
 
 /// Writes the pool and false-positive features of a mining cell with each
 /// patch's role (`pool`, `mined`, `fp`) and true kind, for the report's projection.
 fn write_embedding(
-    path: &std::path::Path,
+    path: &Path,
     data: &PreparedData,
     query: &Query,
     mined: &[MinedPatch],
-) -> Result<(), String> {
-    let fail = |e: &dyn std::fmt::Display| format!("could not write '{}': {e}", path.display());
-    let pool: Vec<Vec<f32>> = query.pool_features.to_vec2().map_err(|e| fail(&e))?;
-    let fps: Vec<Vec<f32>> = query.fp_features.to_vec2().map_err(|e| fail(&e))?;
+) -> Result<(), CellError> {
+    let fail = |source: Box<dyn std::error::Error + Send + Sync>| CellError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let pool: Vec<Vec<f32>> = query.pool_features.to_vec2().map_err(|e| fail(e.into()))?;
+    let fps: Vec<Vec<f32>> = query.fp_features.to_vec2().map_err(|e| fail(e.into()))?;
     let dims = pool.first().map_or(0, Vec::len);
     let mined: BTreeSet<usize> = mined.iter().map(|m| m.pool_index).collect();
     let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec!["path".to_string(), "kind".into(), "role".into()];
     header.extend((0..dims).map(|d| format!("x{d}")));
-    writer.write_record(&header).map_err(|e| fail(&e))?;
+    writer.write_record(&header).map_err(|e| fail(e.into()))?;
     let mut write_row = |patch: &crate::data::Patch, role: &str, features: &[f32]| {
         let mut row = vec![
             path_string(&patch.path),
@@ -474,63 +551,76 @@ fn write_embedding(
     };
     for (j, features) in pool.iter().enumerate() {
         let role = if mined.contains(&j) { "mined" } else { "pool" };
-        write_row(&data.dataset.pool[j], role, features).map_err(|e| fail(&e))?;
+        write_row(&data.dataset.pool[j], role, features).map_err(|e| fail(e.into()))?;
     }
     for (fp, features) in query.false_positives.iter().zip(&fps) {
-        write_row(&data.dataset.hard[fp.hard_index], "fp", features).map_err(|e| fail(&e))?;
+        write_row(&data.dataset.hard[fp.hard_index], "fp", features).map_err(|e| fail(e.into()))?;
     }
-    let bytes = writer.into_inner().map_err(|e| fail(&e.to_string()))?;
-    crate::io::write_atomic(path, &bytes).map_err(|e| fail(&e))
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| fail(e.into_error().into()))?;
+    crate::io::write_atomic(path, &bytes).map_err(|e| fail(e.into()))
 }
 
 /// The weak model of a group: its record, and the network when needed.
 struct WeakStage<'a> {
     cell: &'a CellPlan,
-    store: &'a ArtifactStore,
+    context: &'a GroupContext<'a>,
     data: Arc<PreparedData>,
+    /// The synthetic data stage the dataset came from.
+    data_ref: Option<StageRef>,
     model_config: ResNetConfig,
     record: Option<ModelRecord>,
+    /// The weak model's stage instance (once resolved).
+    found: Option<StageRef>,
     cached: bool,
     model: Option<ResNet>,
-    queries: HashMap<String, Arc<Query>>,
-    stages: Stages,
+    queries: HashMap<StageRef, Arc<Query>>,
     device: Device,
 }
 
 impl<'a> WeakStage<'a> {
     fn new(
         cell: &'a CellPlan,
-        store: &'a ArtifactStore,
+        context: &'a GroupContext<'a>,
         data: Arc<PreparedData>,
+        data_ref: Option<StageRef>,
         model_config: ResNetConfig,
-        stages: Stages,
         device: Device,
     ) -> Self {
         Self {
             cell,
-            store,
+            context,
             data,
+            data_ref,
             model_config,
             record: None,
+            found: None,
             cached: false,
             model: None,
             queries: HashMap::new(),
-            stages,
             device,
         }
     }
 
+    /// The stage instances a model trained on this group's data reads.
+    fn data_inputs(&self) -> Vec<&StageRef> {
+        self.data_ref.iter().collect()
+    }
+
     /// The weak model's record, training it if it is not in the cache.
-    fn record(&mut self, on_event: &(dyn Fn(RunEvent) + Sync)) -> Result<ModelRecord, String> {
+    fn record(&mut self, on_event: &(dyn Fn(RunEvent) + Sync)) -> Result<ModelRecord, CellError> {
         if let Some(record) = &self.record {
             return Ok(record.clone());
         }
-        let key = &self.cell.keys.weak;
+        let context = self.context;
+        let store = context.store;
         let cell = self.cell.index;
-        let lock = if self.store.is_done("weak", key) {
-            None
-        } else {
-            claim_stage(self.store, "weak", key, self.stages)?
+        let resolution = context.resolve("weak", &self.cell.keys.weak, &self.data_inputs());
+        let own = resolution.target().clone();
+        let lock = match context.found(&resolution) {
+            Some(_) => None,
+            None => context.claim(&own)?,
         };
         let Some(_lock) = lock else {
             on_event(RunEvent::Stage {
@@ -539,11 +629,9 @@ impl<'a> WeakStage<'a> {
                 cached: true,
             });
             self.cached = true;
-            let record: ModelRecord = self
-                .store
-                .read_json("weak", key, "model.json")
-                .map_err(|e| e.to_string())?;
+            let record: ModelRecord = store.read_json(&own, "model.json")?;
             self.record = Some(record.clone());
+            self.found = Some(own);
             return Ok(record);
         };
         on_event(RunEvent::Stage {
@@ -572,53 +660,71 @@ impl<'a> WeakStage<'a> {
                     event,
                 })
             },
-        )
-        .map_err(|e| e.to_string())?;
+        )?;
         let record = ModelRecord::new(outcome, started.elapsed().as_secs_f64());
-        let dir = self.store.dir("weak", key);
-        save_checkpoint(&varmap, &dir.join("model.safetensors")).map_err(|e| e.to_string())?;
-        self.store
-            .write_json("weak", key, "model.json", &record)
-            .map_err(|e| e.to_string())?;
-        self.store
-            .mark_done("weak", key)
-            .map_err(|e| e.to_string())?;
+        let path = store.dir(&own).join("model.safetensors");
+        save_checkpoint(&varmap, &path).map_err(|source| CellError::Tensors {
+            action: "write",
+            path,
+            source,
+        })?;
+        store.write_json(&own, "model.json", &record)?;
+        store.finish(&own, &self.data_inputs())?;
         self.model = Some(model);
         self.record = Some(record.clone());
+        self.found = Some(own);
         Ok(record)
     }
 
+    /// The weak model's stage instance (after [`WeakStage::record`]).
+    fn found(&self) -> &StageRef {
+        self.found
+            .as_ref()
+            .expect("the weak model is resolved first")
+    }
+
     /// The weak network (loaded from its checkpoint when it came from the cache).
-    fn model(&mut self) -> Result<&ResNet, String> {
+    fn model(&mut self) -> Result<&ResNet, CellError> {
         if self.model.is_none() {
-            let (model, mut varmap) =
-                build_seeded(&self.model_config, 0, &self.device).map_err(|e| e.to_string())?;
+            let (model, mut varmap) = build_seeded(&self.model_config, 0, &self.device)
+                .map_err(|e| CellError::Step(e.into()))?;
             let path = self
+                .context
                 .store
-                .dir("weak", &self.cell.keys.weak)
+                .dir(self.found())
                 .join("model.safetensors");
-            varmap
-                .load(&path)
-                .map_err(|e| format!("could not load '{}': {e}", path.display()))?;
+            varmap.load(&path).map_err(|source| CellError::Tensors {
+                action: "read",
+                path,
+                source,
+            })?;
             self.model = Some(model);
         }
         Ok(self.model.as_ref().expect("set above"))
     }
 
-    /// The false-positive query at a cell's threshold (from the cache when done).
+    /// Where a cell's false-positive query is, computing nothing.
+    fn resolve_query(&self, cell: &CellPlan) -> Resolution {
+        self.context
+            .resolve("query", &cell.keys.query, &[self.found()])
+    }
+
+    /// The false-positive query at a cell's threshold (from the cache when
+    /// `resolution` found it) and whether it came from the cache.
     fn query(
         &mut self,
         cell: &CellPlan,
+        resolution: &Resolution,
         on_event: &(dyn Fn(RunEvent) + Sync),
-    ) -> Result<(Arc<Query>, bool), String> {
-        let key = cell.keys.query.clone();
-        if let Some(query) = self.queries.get(&key) {
+    ) -> Result<(Arc<Query>, bool), CellError> {
+        let context = self.context;
+        let target = resolution.target().clone();
+        if let Some(query) = self.queries.get(&target) {
             return Ok((query.clone(), true));
         }
-        let lock = if self.store.is_done("query", &key) {
-            None
-        } else {
-            claim_stage(self.store, "query", &key, self.stages)?
+        let lock = match context.found(resolution) {
+            Some(_) => None,
+            None => context.claim(&target)?,
         };
         let cached = lock.is_none();
         on_event(RunEvent::Stage {
@@ -627,59 +733,72 @@ impl<'a> WeakStage<'a> {
             cached,
         });
         let query = if cached {
-            load_query(self.store, &key)?
+            load_query(context.store, &target)?
         } else {
             let training = cell.config.training.clone();
             let threshold = cell.config.mining.fp_threshold;
             let data = self.data.clone();
             let device = self.device.clone();
-            let query = query(self.model()?, &data, &training, threshold, &device)
-                .map_err(|e| e.to_string())?;
-            save_query(self.store, &key, &query)?;
+            let weak = self.found().clone();
+            let query = query(self.model()?, &data, &training, threshold, &device)?;
+            save_query(context.store, &target, &weak, &query)?;
             drop(lock);
             query
         };
         let query = Arc::new(query);
-        self.queries.insert(key, query.clone());
+        self.queries.insert(target, query.clone());
         Ok((query, cached))
     }
 }
 
-fn save_query(store: &ArtifactStore, key: &str, query: &Query) -> Result<(), String> {
+fn save_query(
+    store: &ArtifactStore,
+    target: &StageRef,
+    weak: &StageRef,
+    query: &Query,
+) -> Result<(), CellError> {
     let tensors: HashMap<String, Tensor> = [
         ("fp_features".to_string(), query.fp_features.clone()),
         ("pool_features".to_string(), query.pool_features.clone()),
     ]
     .into();
-    let path = store.dir("query", key).join("features.safetensors");
+    let path = store.dir(target).join("features.safetensors");
     crate::io::write_atomic_with(&path, |tmp| {
         candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
     })
-    .map_err(|e| format!("could not write '{}': {e}", path.display()))?;
+    .map_err(|e| CellError::Write {
+        path: path.clone(),
+        source: e.into(),
+    })?;
     let record = QueryRecord {
         false_positives: query.false_positives.clone(),
         pool_scores: query.pool_scores.clone(),
     };
-    store
-        .write_json("query", key, "query.json", &record)
-        .map_err(|e| e.to_string())?;
-    store.mark_done("query", key).map_err(|e| e.to_string())
+    store.write_json(target, "query.json", &record)?;
+    store.finish(target, &[weak])?;
+    Ok(())
 }
 
-fn load_query(store: &ArtifactStore, key: &str) -> Result<Query, String> {
-    let path = store.dir("query", key).join("features.safetensors");
-    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu)
-        .map_err(|e| format!("could not read '{}': {e}", path.display()))?;
-    let mut take = |name: &str| {
+fn load_query(store: &ArtifactStore, found: &StageRef) -> Result<Query, CellError> {
+    let path = store.dir(found).join("features.safetensors");
+    let mut tensors = candle_core::safetensors::load(&path, &Device::Cpu).map_err(|source| {
+        CellError::Tensors {
+            action: "read",
+            path: path.clone(),
+            source,
+        }
+    })?;
+    let mut take = |name: &'static str| {
         tensors
             .remove(name)
-            .ok_or_else(|| format!("'{}' lacks {name}", path.display()))
+            .ok_or_else(|| CellError::MissingTensor {
+                path: path.clone(),
+                name,
+            })
     };
     let fp_features = take("fp_features")?;
     let pool_features = take("pool_features")?;
-    let record: QueryRecord = store
-        .read_json("query", key, "query.json")
-        .map_err(|e| e.to_string())?;
+    let record: QueryRecord = store.read_json(found, "query.json")?;
     Ok(Query {
         false_positives: record.false_positives,
         fp_features,
@@ -688,30 +807,33 @@ fn load_query(store: &ArtifactStore, key: &str) -> Result<Query, String> {
     })
 }
 
-/// Runs (or reuses) the query, mining and strong stages of one cell.
+/// Runs (or reuses) the query, mining and strong stages of one cell; the
+/// query too when it was loaded or computed.
 fn run_cell(
     cell: &CellPlan,
-    store: &ArtifactStore,
+    context: &GroupContext<'_>,
     data: &PreparedData,
     weak_stage: &mut WeakStage<'_>,
-    stages: Stages,
-    on_event: &(dyn Fn(RunEvent) + Sync),
-) -> Result<CellResult, CellError> {
+) -> Result<(CellResult, Option<Arc<Query>>), CellError> {
+    let store = context.store;
+    let on_event = context.on_event;
     let weak = weak_stage.record(on_event)?;
     let mut cache_hits = Vec::new();
     // The weak model is reused unless this is the cell that trained it.
     if weak_stage.cached || cell.index != weak_stage.cell.index {
         cache_hits.push("weak");
     }
+    let mut loaded_query = None;
     let (mined, false_positives) = if cell.mines() {
-        let key = &cell.keys.mining;
-        let lock = if store.is_done("mining", key) {
-            None
-        } else {
-            claim_stage(store, "mining", key, stages)?
+        let query_resolution = weak_stage.resolve_query(cell);
+        let resolution = context.resolve("mining", &cell.keys.mining, &[query_resolution.target()]);
+        let own = resolution.target().clone();
+        let lock = match context.found(&resolution) {
+            Some(_) => None,
+            None => context.claim(&own)?,
         };
         if let Some(_lock) = lock {
-            let (query, cached) = weak_stage.query(cell, on_event)?;
+            let (query, cached) = weak_stage.query(cell, &query_resolution, on_event)?;
             if cached {
                 cache_hits.push("query");
             }
@@ -720,8 +842,7 @@ fn run_cell(
                 stage: "mining",
                 cached: false,
             });
-            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))
-                .map_err(|e| e.to_string())?;
+            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))?;
             let record = MiningRecord {
                 mined,
                 false_positives: query
@@ -730,8 +851,9 @@ fn run_cell(
                     .map(|fp| fp.hard_index)
                     .collect(),
             };
-            store.write_json("mining", key, "mined.json", &record)?;
-            store.mark_done("mining", key)?;
+            store.write_json(&own, "mined.json", &record)?;
+            store.finish(&own, &[query_resolution.target()])?;
+            loaded_query = Some(query);
             (record.mined, record.false_positives)
         } else {
             on_event(RunEvent::Stage {
@@ -740,7 +862,7 @@ fn run_cell(
                 cached: true,
             });
             cache_hits.push("mining");
-            let stored: MiningRecord = store.read_json("mining", key, "mined.json")?;
+            let stored: MiningRecord = store.read_json(&own, "mined.json")?;
             (stored.mined, stored.false_positives)
         }
     } else {
@@ -750,21 +872,14 @@ fn run_cell(
         (weak.clone(), false)
     } else {
         let pool_indices: Vec<usize> = mined.iter().map(|m| m.pool_index).collect();
-        let key = cell.keys.strong(&pool_indices);
-        let lock = if store.is_done("strong", &key) {
-            None
-        } else {
-            claim_stage(store, "strong", &key, stages)?
+        let inputs = weak_stage.data_inputs();
+        let resolution = context.resolve("strong", &cell.keys.strong(&pool_indices), &inputs);
+        let own = resolution.target().clone();
+        let lock = match context.found(&resolution) {
+            Some(_) => None,
+            None => context.claim(&own)?,
         };
-        if lock.is_none() {
-            on_event(RunEvent::Stage {
-                cell: cell.index,
-                stage: "strong",
-                cached: true,
-            });
-            cache_hits.push("strong");
-            (store.read_json("strong", &key, "model.json")?, true)
-        } else {
+        if let Some(lock) = lock {
             on_event(RunEvent::Stage {
                 cell: cell.index,
                 stage: "strong",
@@ -780,19 +895,27 @@ fn run_cell(
                 seed: training_seed(config),
                 device: &weak_stage.device,
             };
-            let (_, _, outcome) = train_and_test(Stage::Strong, spec, data, &train, &mut |event| {
-                on_event(RunEvent::Train {
-                    cell: cell.index,
-                    stage: "strong",
-                    event,
-                })
-            })
-            .map_err(|e| e.to_string())?;
+            let (_, _, outcome) =
+                train_and_test(Stage::Strong, spec, data, &train, &mut |event| {
+                    on_event(RunEvent::Train {
+                        cell: cell.index,
+                        stage: "strong",
+                        event,
+                    })
+                })?;
             let record = ModelRecord::new(outcome, started.elapsed().as_secs_f64());
-            store.write_json("strong", &key, "model.json", &record)?;
-            store.mark_done("strong", &key)?;
+            store.write_json(&own, "model.json", &record)?;
+            store.finish(&own, &inputs)?;
             drop(lock);
             (record, true)
+        } else {
+            on_event(RunEvent::Stage {
+                cell: cell.index,
+                stage: "strong",
+                cached: true,
+            });
+            cache_hits.push("strong");
+            (store.read_json(&own, "model.json")?, true)
         }
     };
     let test_labels = data.split.test.iter().map(|&i| data.positive[i]).collect();
@@ -806,7 +929,7 @@ fn run_cell(
         .iter()
         .map(|m| path_string(&data.dataset.pool[m.pool_index].path))
         .collect();
-    Ok(CellResult {
+    let result = CellResult {
         mimic_fraction: mining_precision(data, &mined),
         false_positive_kinds: cell
             .mines()
@@ -822,73 +945,21 @@ fn run_cell(
         test_paths,
         mined_paths,
         cache_hits,
-    })
+    };
+    Ok((result, loaded_query))
 }
 
-/// Whether every stage of a cell is in the cache (a run would only read it).
-pub fn cell_cached(store: &ArtifactStore, cell: &CellPlan) -> bool {
-    if !store.is_done("weak", &cell.keys.weak) {
-        return false;
-    }
-    if !cell.mines() {
-        return true;
-    }
-    if !store.is_done("mining", &cell.keys.mining) {
-        return false;
-    }
-    match store.read_json::<MiningRecord>("mining", &cell.keys.mining, "mined.json") {
-        // Nothing mined: the weak model stands in for the strong one.
-        Ok(record) if record.mined.is_empty() => true,
-        Ok(record) => {
-            let pool: Vec<usize> = record.mined.iter().map(|m| m.pool_index).collect();
-            store.is_done("strong", &cell.keys.strong(&pool))
-        }
-        Err(_) => false,
-    }
-}
-
-/// Whether the stages a cell shares with its weak-model group are in the
-/// cache: the weak model and, for a mining cell, its query (or its mining,
-/// which needs no query any more).
-pub fn shared_cached(store: &ArtifactStore, cell: &CellPlan) -> bool {
-    store.is_done("weak", &cell.keys.weak)
-        && (!cell.mines()
-            || store.is_done("mining", &cell.keys.mining)
-            || store.is_done("query", &cell.keys.query))
-}
-
-/// Stored mining result.
+/// Stored mining result (`mined.json`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct MiningRecord {
-    mined: Vec<MinedPatch>,
+pub(super) struct MiningRecord {
+    /// The mined pool patches.
+    pub(super) mined: Vec<MinedPatch>,
     /// The false positives the mining started from, as hard-labeled indices.
-    false_positives: Vec<usize>,
+    pub(super) false_positives: Vec<usize>,
 }
 
-fn path_string(path: &std::path::Path) -> String {
+fn path_string(path: &Path) -> String {
     path.to_string_lossy().replace('\\', "/")
-}
-
-/// A cell-level failure message.
-#[derive(Debug)]
-struct CellError(String);
-
-impl std::fmt::Display for CellError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<String> for CellError {
-    fn from(message: String) -> Self {
-        Self(message)
-    }
-}
-
-impl From<StoreError> for CellError {
-    fn from(error: StoreError) -> Self {
-        Self(error.to_string())
-    }
 }
 
 #[cfg(test)]
@@ -908,20 +979,26 @@ mod tests {
         ];
         for (stages, shared, own) in cases {
             for (stage, allowed) in [
+                ("data", true),
                 ("weak", shared),
                 ("query", shared),
                 ("mining", own),
                 ("strong", own),
             ] {
+                let instance = store.own(stage, "k", &[]);
                 assert_eq!(
-                    check_computable(&store, stage, "k", stages).is_ok(),
+                    check_computable(&store, &instance, stages).is_ok(),
                     allowed,
                     "{stages:?} {stage}"
                 );
             }
         }
-        let message = check_computable(&store, "weak", "abc", Stages::Cell).unwrap_err();
-        let folder = dir.path().join("weak").join("abc");
+        let weak = store.own("weak", "abc", &[]);
+        let message = check_computable(&store, &weak, Stages::Cell)
+            .unwrap_err()
+            .to_string();
+        let folder = store.dir(&weak);
+        assert!(folder.starts_with(dir.path().join("weak").join("abc")));
         assert!(
             message.contains(&folder.display().to_string())
                 && message.contains("`--stages shared`")

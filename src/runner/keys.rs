@@ -1,23 +1,27 @@
-//! Content addresses of stages: a hash of exactly the settings a stage's
-//! output depends on, plus the crate version.
+//! Settings keys of stages: a hash of exactly the settings a stage's output
+//! depends on, including the settings keys of the stages it reads.
 //!
 //! Cells that agree on a stage's settings share its artifact: every mining
 //! strategy and query count of one (data, split, model, training, seed)
 //! reuses one weak model, one false-positive query and one pool embedding.
+//!
+//! These keys do not depend on the build: the cache stores each stage under
+//! its settings key and then the build that computed it
+//! ([`super::store`]), so that a stage made by another build is found, and
+//! reported, as stale. Synthetic data's key includes the generator version
+//! ([`crate::data::synth::GENERATOR_VERSION`]): data of another generator
+//! version, and every stage computed from it, is never even stale.
 
+use crate::data::synth::GENERATOR_VERSION;
 use crate::experiment::ExperimentConfig;
 use crate::seed;
 use serde::Serialize;
 use serde_json::json;
 
-/// Hash of a serialisable value and the crate version, as 16 hex digits.
+/// Hash of a serialisable value, as 16 hex digits.
 pub fn content_key(value: &impl Serialize) -> String {
     let bytes = serde_json::to_vec(value).expect("stage settings serialise");
-    let mut hasher = blake3::Hasher::new();
-    hasher.update(env!("CARGO_PKG_VERSION").as_bytes());
-    hasher.update(&[0]);
-    hasher.update(&bytes);
-    hasher.finalize().to_hex()[..16].to_string()
+    blake3::hash(&bytes).to_hex()[..16].to_string()
 }
 
 /// The training seed of a cell: from the root seed and its seed replicate.
@@ -43,9 +47,18 @@ pub struct StageKeys {
 impl StageKeys {
     /// Computes the keys of a cell's settings.
     pub fn of(config: &ExperimentConfig) -> Self {
+        Self::with_generator(config, GENERATOR_VERSION)
+    }
+
+    /// The keys of a cell's settings with synthetic data of generator
+    /// version `generator_version`.
+    fn with_generator(config: &ExperimentConfig, generator_version: u32) -> Self {
         let data_source = match &config.data.path {
             Some(path) => json!({ "path": path }),
-            None => json!({ "synthetic": config.data.synthetic }),
+            None => json!({
+                "synthetic": config.data.synthetic,
+                "generator_version": generator_version,
+            }),
         };
         let data =
             content_key(&json!({ "source": data_source, "image_size": config.data.image_size }));
@@ -127,6 +140,26 @@ mod tests {
                 c.data.split.folds = Some(3);
                 c.replicate.fold = 2;
             })
+        );
+    }
+
+    #[test]
+    fn the_generator_version_changes_synthetic_data_and_everything_after_it() {
+        let synthetic = ExperimentConfig::defaults();
+        let (now, next) = (
+            StageKeys::of(&synthetic),
+            StageKeys::with_generator(&synthetic, GENERATOR_VERSION + 1),
+        );
+        assert_ne!(now.data, next.data);
+        assert_ne!(now.weak, next.weak);
+        assert_ne!(now.mining, next.mining);
+        assert_ne!(now.strong(&[1]), next.strong(&[1]));
+        // A folder of images is not generated.
+        let mut folder = synthetic;
+        folder.data.path = Some("data/real".into());
+        assert_eq!(
+            StageKeys::of(&folder),
+            StageKeys::with_generator(&folder, GENERATOR_VERSION + 1)
         );
     }
 

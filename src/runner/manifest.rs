@@ -1,7 +1,10 @@
 //! `manifest.json`: what produced a results folder.
 
+use super::execute::RunOptions;
 use super::keys::content_key;
 use super::plan::Plan;
+use super::store::StaleStage;
+use crate::build_info::BuildInfo;
 use serde::Serialize;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,11 +12,15 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, Serialize)]
 pub struct Manifest {
     /// ablate's version.
-    pub ablate_version: &'static str,
+    pub ablate_version: String,
     /// candle-core's version.
-    pub candle_version: &'static str,
-    /// Git commit of the working directory, if it is a repository.
+    pub candle_version: String,
+    /// Id of the change to the vendored candle-core (`null`: unpatched).
+    pub candle_patch: Option<String>,
+    /// Git commit the binary was built from (`null`: not built in a checkout).
     pub git_commit: Option<String>,
+    /// The build: fingerprint, sources, uncommitted changes, features, target.
+    pub build: BuildInfo,
     /// Device the tensors ran on.
     pub device: String,
     /// Worker threads.
@@ -22,8 +29,14 @@ pub struct Manifest {
     pub jobs: usize,
     /// The experiment file.
     pub experiment_file: String,
-    /// Hash of the experiment file's text.
+    /// Settings overridden on the command line (`--set KEY=VALUE`), in order.
+    pub overrides: Vec<String>,
+    /// Hash of the experiment file's text and the overrides.
     pub config_hash: String,
+    /// Whether stages made by other builds could be reused (`--reuse-stale-stages`).
+    pub reuse_stale_stages: bool,
+    /// The stages this run reused from other builds.
+    pub reused_stages: Vec<ReusedStage>,
     /// Number of cells.
     pub cells: usize,
     /// Each cell's resolved settings.
@@ -34,42 +47,63 @@ pub struct Manifest {
     pub finished: String,
 }
 
+/// A stage reused from another build.
+#[derive(Debug, Serialize)]
+pub struct ReusedStage {
+    /// Its folder under `cache/`: stage, settings key, build.
+    pub stage: String,
+    /// The build that made it.
+    pub made_by: BuildInfo,
+}
+
 impl Manifest {
-    /// Describes a run of `plan`.
-    pub fn new(plan: &Plan, threads: usize, jobs: usize, started: SystemTime) -> Self {
+    /// Describes a run of `plan` with `options` that reused `reused`.
+    pub fn new(
+        plan: &Plan,
+        options: &RunOptions,
+        reused: &[StaleStage],
+        started: SystemTime,
+    ) -> Self {
+        let build = BuildInfo::current();
+        let overrides: Vec<String> = plan
+            .experiment
+            .overrides
+            .iter()
+            .map(|o| o.text.clone())
+            .collect();
         Self {
-            ablate_version: env!("CARGO_PKG_VERSION"),
-            candle_version: env!("ABLATE_CANDLE_VERSION"),
-            git_commit: git_commit(),
+            ablate_version: build.version.clone(),
+            candle_version: build.candle_version.clone(),
+            candle_patch: build.candle_patch.clone(),
+            git_commit: build.revision.clone(),
             device: plan.cells.first().map_or_else(
                 || plan.experiment.base.device.clone(),
                 |c| c.config.device.clone(),
             ),
-            threads,
-            jobs,
+            threads: options.threads,
+            jobs: options.jobs,
             experiment_file: plan.experiment.path.display().to_string(),
-            config_hash: content_key(&plan.experiment.text),
+            config_hash: content_key(&(&plan.experiment.text, &overrides)),
+            overrides,
+            reuse_stale_stages: options.reuse_stale,
+            reused_stages: reused
+                .iter()
+                .map(|s| ReusedStage {
+                    stage: s.found.to_string(),
+                    made_by: s.record.build.clone(),
+                })
+                .collect(),
             cells: plan.cells.len(),
             resolved_cells: plan
                 .cells
                 .iter()
                 .map(|c| serde_json::json!({ "cell": c.index, "settings": c.config }))
                 .collect(),
+            build,
             started: rfc3339(started),
             finished: rfc3339(SystemTime::now()),
         }
     }
-}
-
-fn git_commit() -> Option<String> {
-    let output = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .output()
-        .ok()?;
-    output
-        .status
-        .success()
-        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
 }
 
 /// Formats a time as `YYYY-MM-DDTHH:MM:SSZ`.

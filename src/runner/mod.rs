@@ -7,22 +7,28 @@
 //! share one output folder; a plain or `Stages::Cached` run assembles the
 //! tables afterwards.
 
+pub mod error;
 pub mod execute;
 pub mod found;
 pub mod keys;
 pub mod lock;
 pub mod manifest;
 pub mod plan;
+pub mod resolve;
 pub mod results;
 pub mod store;
 
-pub use execute::{cell_cached, execute, shared_cached, RunEvent, RunOptions, Stages};
+pub use error::CellError;
+pub use execute::{execute, RunEvent, RunOptions, Stages};
 pub use plan::{Plan, PlanCounts};
+pub use resolve::{cell_cached, shared_cached};
 
 use crate::io::write_atomic;
 use manifest::Manifest;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::SystemTime;
+use store::StaleStage;
 
 /// Errors that stop a whole run (a failing cell does not).
 #[derive(Debug, thiserror::Error)]
@@ -31,12 +37,12 @@ pub enum RunError {
     #[error(transparent)]
     Lock(#[from] lock::LockError),
     /// A result file could not be written.
-    #[error("could not write '{path}': {message}")]
+    #[error("could not write '{}'", path.display())]
     Write {
         /// The file.
         path: PathBuf,
         /// What failed.
-        message: String,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 }
 
@@ -46,7 +52,9 @@ pub struct RunSummary {
     /// Cells that finished.
     pub succeeded: usize,
     /// Cells that failed, with their errors.
-    pub failed: Vec<(usize, String)>,
+    pub failed: Vec<(usize, Arc<CellError>)>,
+    /// Stages reused from other builds (`RunOptions::reuse_stale`).
+    pub reused: Vec<StaleStage>,
     /// Cells not run (not selected, or stopped by `--fail-fast`).
     pub skipped: usize,
     /// The plan's training counts.
@@ -70,39 +78,36 @@ pub fn run_experiment(
         None
     };
     let started = SystemTime::now();
-    let counts = plan.counts();
-    let outcomes = execute(plan, options, on_event);
+    let counts = plan.counts(options.reuse_stale);
+    let execution = execute(plan, options, on_event);
+    let outcomes = &execution.outcomes;
     let out = &plan.output;
     if !tables {
-        write_cell_files(out, plan, &outcomes)?;
-        return Ok(summarise(&outcomes, counts, out));
+        write_cell_files(out, plan, outcomes)?;
+        return Ok(summarise(&execution, counts, out));
     }
     let write = |file: &str, bytes: Result<Vec<u8>, csv::Error>| {
         let path = out.join(file);
         let bytes = bytes.map_err(|e| RunError::Write {
             path: path.clone(),
-            message: e.to_string(),
+            source: e.into(),
         })?;
         write_atomic(&path, &bytes).map_err(|e| RunError::Write {
             path,
-            message: e.to_string(),
+            source: e.into(),
         })
     };
-    write("results.csv", results::results_csv(plan, &outcomes))?;
-    write("runs.csv", results::runs_csv(plan, &outcomes))?;
-    write_cell_files(out, plan, &outcomes)?;
-    let manifest = Manifest::new(plan, options.threads, options.jobs, started);
+    write("results.csv", results::results_csv(plan, outcomes))?;
+    write("runs.csv", results::runs_csv(plan, outcomes))?;
+    write_cell_files(out, plan, outcomes)?;
+    let manifest = Manifest::new(plan, options, &execution.reused, started);
     let json = serde_json::to_vec_pretty(&manifest).expect("manifest serialises");
     write("manifest.json", Ok(json))?;
-    write_atomic(
-        &out.join("experiment.toml"),
-        plan.experiment.text.as_bytes(),
-    )
-    .map_err(|e| RunError::Write {
-        path: out.join("experiment.toml"),
-        message: e.to_string(),
-    })?;
-    Ok(summarise(&outcomes, counts, out))
+    write(
+        "experiment.toml",
+        Ok(plan.experiment.text.as_bytes().to_vec()),
+    )?;
+    Ok(summarise(&execution, counts, out))
 }
 
 /// Writes each finished cell's files under `cells/<index>/`.
@@ -113,24 +118,25 @@ fn write_cell_files(
 ) -> Result<(), RunError> {
     results::write_cell_files(out, plan, outcomes).map_err(|e| RunError::Write {
         path: out.join("cells"),
-        message: e.to_string(),
+        source: e.into(),
     })
 }
 
 /// Counts the outcomes.
 fn summarise(
-    outcomes: &execute::CellOutcomes,
+    execution: &execute::Execution,
     counts: PlanCounts,
     out: &std::path::Path,
 ) -> RunSummary {
     let mut summary = RunSummary {
         succeeded: 0,
         failed: Vec::new(),
+        reused: execution.reused.clone(),
         skipped: 0,
         counts,
         output: out.to_path_buf(),
     };
-    for (index, outcome) in outcomes.iter().enumerate() {
+    for (index, outcome) in execution.outcomes.iter().enumerate() {
         match outcome {
             Some(Ok(_)) => summary.succeeded += 1,
             Some(Err(e)) => summary.failed.push((index, e.clone())),

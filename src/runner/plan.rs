@@ -2,7 +2,8 @@
 //! are shared, and which are already done.
 
 use super::keys::StageKeys;
-use super::store::ArtifactStore;
+use super::resolve::resolve_data;
+use super::store::{ArtifactStore, Resolution, StageRef};
 use crate::experiment::matrix::Assignment;
 use crate::experiment::{Experiment, ExperimentConfig};
 use crate::mining::Strategy;
@@ -106,9 +107,25 @@ impl Plan {
         groups.into_iter().map(|(_, members)| members).collect()
     }
 
-    /// Training counts of the plan.
-    pub fn counts(&self) -> PlanCounts {
+    /// Training counts of the plan (`reuse_stale`: weak models of other
+    /// builds count as cached).
+    pub fn counts(&self, reuse_stale: bool) -> PlanCounts {
         let store = self.store();
+        let mut weak_cached = BTreeSet::new();
+        for cell in &self.cells {
+            if weak_cached.contains(cell.keys.weak.as_str()) {
+                continue;
+            }
+            let data = resolve_data(&store, cell, reuse_stale);
+            let inputs: Vec<&StageRef> = data.iter().map(Resolution::target).collect();
+            if store
+                .resolve("weak", &cell.keys.weak, &inputs, reuse_stale)
+                .found()
+                .is_some()
+            {
+                weak_cached.insert(cell.keys.weak.as_str());
+            }
+        }
         let weak: BTreeSet<&str> = self.cells.iter().map(|c| c.keys.weak.as_str()).collect();
         let strong: BTreeSet<&str> = self
             .cells
@@ -121,7 +138,7 @@ impl Plan {
             naive_trainings: self.cells.len() + self.cells.iter().filter(|c| c.mines()).count(),
             weak_trainings: weak.len(),
             strong_trainings: strong.len(),
-            weak_cached: weak.iter().filter(|k| store.is_done("weak", k)).count(),
+            weak_cached: weak_cached.len(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! for the same experiment, whatever was cached or how many jobs ran),
 //! `runs.csv` (durations and cache hits), per-cell predictions and mined lists.
 
+use super::error::one_line;
 use super::execute::{CellOutcomes, CellResult, ModelRecord};
 use super::found::{fp_column, NEGATIVE_KINDS};
 use super::plan::{CellPlan, Plan};
@@ -108,7 +109,7 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
                     row.extend(model_columns(cell, result, stage));
                 }
                 Err(error) => {
-                    row.extend(["failed".to_string(), error.clone()]);
+                    row.extend(["failed".to_string(), one_line(error.as_ref())]);
                     row.extend(std::iter::repeat_n(
                         String::new(),
                         1 + METRIC_COLUMNS.len() + 7 + NEGATIVE_KINDS.len(),

@@ -91,8 +91,21 @@ const THREADS: &str = r#"threads="${SLURM_CPUS_PER_TASK:-${SLURM_JOB_CPUS_PER_NO
 threads="${threads%%[(,]*}"
 "#;
 
-/// The array task script (`task.sbatch`).
-pub fn task_script(experiment: &str, resources: &Resources, paths: &Paths) -> String {
+/// The `SETTINGS` bash array: arguments every `ablate run` of the jobs
+/// takes after the experiment file (`--set` overrides, `--reuse-stale-stages`).
+fn settings_array(settings: &[String]) -> String {
+    let words: Vec<String> = settings.iter().map(|w| shell_quote(w)).collect();
+    format!("SETTINGS=({})\n", words.join(" "))
+}
+
+/// The array task script (`task.sbatch`); `settings` are the arguments its
+/// `ablate run` takes after the experiment file.
+pub fn task_script(
+    experiment: &str,
+    resources: &Resources,
+    paths: &Paths,
+    settings: &[String],
+) -> String {
     let mut text = format!(
         "#!/bin/bash\n\
          # Array task of experiment '{experiment}', written by `ablate slurm`; submit it\n\
@@ -101,9 +114,10 @@ pub fn task_script(experiment: &str, resources: &Resources, paths: &Paths) -> St
     );
     text.push_str(&directives(resources, true));
     text.push_str(&format!(
-        "\nABLATE={}\nEXPERIMENT={}\nOUTPUT={}\nTASKS={}\nMARKERS={}\nLOGS={}\n\n",
+        "\nABLATE={}\nEXPERIMENT={}\n{}OUTPUT={}\nTASKS={}\nMARKERS={}\nLOGS={}\n\n",
         shell_quote(&paths.ablate.to_string_lossy()),
         shell_quote(&paths.experiment.to_string_lossy()),
+        settings_array(settings),
         shell_quote(&paths.output.to_string_lossy()),
         shell_quote(&paths.generation.join("tasks.tsv").to_string_lossy()),
         shell_quote(&paths.markers.to_string_lossy()),
@@ -134,7 +148,7 @@ trap 'echo "SIGTERM: the job was cancelled or reached its time limit" >&2' TERM
     text.push_str(THREADS);
     text.push_str(
         r#"echo "$stage task $task: cells $cells on $HOSTNAME with $threads threads"
-"$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" --output "$OUTPUT" --cells "$cells" --stages "$stage"
+"$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" "${SETTINGS[@]}" --output "$OUTPUT" --cells "$cells" --stages "$stage"
 status=$?
 for cell in ${cells//,/ }; do
   rm -f "$MARKERS/$cell.running"
@@ -150,8 +164,14 @@ exit "$status"
     text
 }
 
-/// The collect script (`collect.sbatch`): assembles the tables from the cache.
-pub fn collect_script(experiment: &str, resources: &Resources, paths: &Paths) -> String {
+/// The collect script (`collect.sbatch`): assembles the tables from the
+/// cache; `settings` as for [`task_script`].
+pub fn collect_script(
+    experiment: &str,
+    resources: &Resources,
+    paths: &Paths,
+    settings: &[String],
+) -> String {
     let mut text = format!(
         "#!/bin/bash\n\
          # Collect job of experiment '{experiment}', written by `ablate slurm`: writes\n\
@@ -159,14 +179,15 @@ pub fn collect_script(experiment: &str, resources: &Resources, paths: &Paths) ->
     );
     text.push_str(&directives(resources, false));
     text.push_str(&format!(
-        "\nABLATE={}\nEXPERIMENT={}\nOUTPUT={}\n\n",
+        "\nABLATE={}\nEXPERIMENT={}\n{}OUTPUT={}\n\n",
         shell_quote(&paths.ablate.to_string_lossy()),
         shell_quote(&paths.experiment.to_string_lossy()),
+        settings_array(settings),
         shell_quote(&paths.output.to_string_lossy()),
     ));
     text.push_str(THREADS);
     text.push_str(
-        r#"exec "$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" --output "$OUTPUT" --stages cached
+        r#"exec "$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" "${SETTINGS[@]}" --output "$OUTPUT" --stages cached
 "#,
     );
     text
@@ -525,7 +546,8 @@ mod tests {
         };
         let mut p = paths();
         p.experiment = "/home/u/it's.toml".into();
-        let task = task_script("tiny", &resources, &p);
+        let settings = ["--set".to_string(), "name=\"it's\"".to_string()];
+        let task = task_script("tiny", &resources, &p, &settings);
         assert!(task.starts_with("#!/bin/bash\n"));
         for line in [
             "#SBATCH --ntasks=1\n",
@@ -536,15 +558,21 @@ mod tests {
             "#SBATCH --mem=16G\n",
             "EXPERIMENT='/home/u/it'\\''s.toml'\n",
             "TASKS='/home/u/reports/tiny/slurm/2/tasks.tsv'\n",
-            "--cells \"$cells\" --stages \"$stage\"",
+            "SETTINGS=('--set' 'name=\"it'\\''s\"')\n",
+            "run \"$EXPERIMENT\" \"${SETTINGS[@]}\" --output \"$OUTPUT\" --cells \"$cells\" --stages \"$stage\"",
         ] {
             assert!(task.contains(line), "{line:?} not in\n{task}");
         }
-        let collect = collect_script("tiny", &resources, &p);
+        let collect = collect_script("tiny", &resources, &p, &settings);
         assert!(!collect.contains("gpus"), "{collect}");
-        assert!(collect.contains("--stages cached"), "{collect}");
+        assert!(
+            collect.contains("SETTINGS=('--set' ")
+                && collect.contains("\"${SETTINGS[@]}\" --output \"$OUTPUT\" --stages cached"),
+            "{collect}"
+        );
         // Without settings, only the task count is fixed.
-        let bare = collect_script("tiny", &Resources::default(), &p);
+        let bare = collect_script("tiny", &Resources::default(), &p, &[]);
         assert_eq!(bare.matches("#SBATCH").count(), 1, "{bare}");
+        assert!(bare.contains("SETTINGS=()\n"), "{bare}");
     }
 }

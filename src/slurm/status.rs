@@ -218,6 +218,7 @@ pub fn cell_states(
     plan: &Plan,
     layout: &Layout,
     queue: Option<&Queue>,
+    reuse_stale: bool,
 ) -> Result<Vec<CellState>, SlurmError> {
     let store = plan.store();
     let submitted = submitted_tasks(layout)?;
@@ -225,7 +226,7 @@ pub fn cell_states(
     plan.cells
         .iter()
         .map(|cell| {
-            let done = crate::runner::cell_cached(&store, cell);
+            let done = crate::runner::cell_cached(&store, cell, reuse_stale);
             let running = read_optional(&markers.join(format!("{}.running", cell.index)))?
                 .and_then(|t| parse_running(&t));
             let failures = read_optional(&markers.join(format!("{}.failed", cell.index)))?

@@ -45,6 +45,14 @@ use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Version of the generator's output. Bump it whenever the images (or the
+/// manifest) generated for given settings change, so that data and every
+/// stage computed from them are regenerated instead of reused: it enters
+/// the synthetic data's record (`synth.json`) and the data stage's cache
+/// key, and unlike a mere change of build, no flag reuses data of another
+/// generator version.
+pub const GENERATOR_VERSION: u32 = 1;
+
 /// Settings of the synthetic dataset (also the `ablate synth` flags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
 #[serde(deny_unknown_fields, default)]
