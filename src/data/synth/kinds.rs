@@ -39,9 +39,13 @@ pub struct SceneStyle {
     /// off-centre, drawn from the invasion's own distribution.
     pub mimic_lumen_likeness: f32,
     /// Widest mean width of the clear space between a tumour cluster and the
-    /// wall (lumen or cleft), in patch widths; the width is uniform in
-    /// `[0.35, 1] x` this.
+    /// wall (lumen or cleft), in patch widths; an open space's width is
+    /// uniform in `[0.35, 1] x` this.
     pub space_width: f32,
+    /// Share of clusters that fill their space, leaving only a hairline
+    /// (`[0.04, 0.12] x space_width`) between cluster and wall: an embolus
+    /// filling its lymphatic, a nest whose cleft barely opened.
+    pub filled_fraction: f32,
 }
 
 impl Default for SceneStyle {
@@ -49,7 +53,8 @@ impl Default for SceneStyle {
         Self {
             lining_visibility: 1.0,
             mimic_lumen_likeness: 0.0,
-            space_width: 0.06,
+            space_width: 0.14,
+            filled_fraction: 0.0,
         }
     }
 }
@@ -233,7 +238,9 @@ impl ClusterInSpace {
     fn sample(rng: &mut impl Rng, style: &SceneStyle) -> Self {
         let centre = near_centre(rng, 0.08);
         let radius = rng.random_range(0.22..0.34);
-        let gap = style.space_width * rng.random_range(0.35..1.0f32);
+        let filled = rng.random_bool(f64::from(style.filled_fraction));
+        let share = if filled { 0.04..0.12f32 } else { 0.35..1.0f32 };
+        let gap = style.space_width * rng.random_range(share);
         let direction = rng.random_range(0.0..TAU);
         let shift = gap * rng.random_range(0.3..0.9f32);
         let lumen_terms = vessel_blob(rng, centre, radius, 0.12).terms;

@@ -51,7 +51,7 @@ use std::path::{Path, PathBuf};
 /// the synthetic data's record (`synth.json`) and the data stage's cache
 /// key, and unlike a mere change of build, no flag reuses data of another
 /// generator version.
-pub const GENERATOR_VERSION: u32 = 1;
+pub const GENERATOR_VERSION: u32 = 2;
 
 /// Settings of the synthetic dataset (also the `ablate synth` flags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -111,6 +111,11 @@ pub struct SynthConfig {
     /// tells both from a plain tumour nest.
     #[arg(long, default_value_t = 0.14)]
     pub space_width: f64,
+    /// Share of invasions and mimics alike whose tumour cluster fills its space,
+    /// leaving a hairline between cluster and wall (4-12 % of space_width): such
+    /// an invasion is told from a plain nest by its lining alone.
+    #[arg(long, default_value_t = 0.3)]
+    pub filled_fraction: f64,
 }
 
 impl Default for SynthConfig {
@@ -132,6 +137,7 @@ impl Default for SynthConfig {
             lining_visibility: 0.5,
             mimic_lumen_likeness: 0.5,
             space_width: 0.14,
+            filled_fraction: 0.3,
         }
     }
 }
@@ -188,6 +194,7 @@ impl SynthConfig {
             ("vessel_share", self.vessel_share),
             ("lining_visibility", self.lining_visibility),
             ("mimic_lumen_likeness", self.mimic_lumen_likeness),
+            ("filled_fraction", self.filled_fraction),
         ] {
             if !(0.0..=1.0).contains(&value) {
                 return Err(invalid(field, value, "a fraction in [0, 1]".into()));
@@ -224,6 +231,7 @@ impl SynthConfig {
             lining_visibility: self.lining_visibility as f32,
             mimic_lumen_likeness: self.mimic_lumen_likeness as f32,
             space_width: self.space_width as f32,
+            filled_fraction: self.filled_fraction as f32,
         }
     }
 
