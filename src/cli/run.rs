@@ -219,8 +219,13 @@ fn estimate_seconds(plan: &Plan) -> Result<f64> {
         };
         let hard = match &c.data.path {
             Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
-                .map(|d| d.count())
-                .unwrap_or(0),
+                .with_context(|| {
+                    format!(
+                        "no dataset in '{}' to count (`ablate fetch dataset` downloads the public one)",
+                        path.display()
+                    )
+                })?
+                .count(),
             None => c.data.synthetic.hard_patches,
         } as f64;
         let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);

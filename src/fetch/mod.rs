@@ -1,4 +1,5 @@
-//! Downloading the paper's own inputs.
+//! The paper's own inputs: the public dataset from its Zenodo record
+//! ([`dataset`]).
 //!
 //! Downloads go through one blocking HTTP client on rustls ([`http`]):
 //! partial files beside their destination, resumed with HTTP ranges,
@@ -7,6 +8,7 @@
 //! refusing entries that would land outside their folder ([`unpack`]).
 //! Progress is reported through [`FetchEvent`]s; the library draws nothing.
 
+pub mod dataset;
 pub mod digest;
 pub mod http;
 pub mod unpack;

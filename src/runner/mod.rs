@@ -8,6 +8,7 @@
 //! tables afterwards.
 
 pub mod execute;
+pub mod inputs;
 pub mod keys;
 pub mod lock;
 pub mod manifest;
