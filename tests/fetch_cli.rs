@@ -1,5 +1,5 @@
-//! `ablate fetch dataset` end to end, against an HTTP server on 127.0.0.1
-//! started by each test (never the internet).
+//! `ablate fetch dataset` and `ablate fetch weights` end to end, against an
+//! HTTP server on 127.0.0.1 started by each test (never the internet).
 
 mod common;
 #[path = "../src/fetch/test_server.rs"]
@@ -317,4 +317,147 @@ fn a_missing_record_or_file_and_an_unreachable_host_are_clear_errors() {
         stderr.contains(&format!("cannot reach {base}{RECORD}: ")),
         "{stderr}"
     );
+}
+
+/// `ablate fetch weights ...` with the cache in `cache`.
+fn fetch_weights(dir: &Path, cache: &Path, args: &[&str]) -> Output {
+    ablate()
+        .args(["fetch", "weights"])
+        .args(args)
+        .env("ABLATE_CACHE_DIR", cache)
+        .current_dir(dir)
+        .output()
+        .expect("ablate runs")
+}
+
+#[test]
+fn weights_are_checked_against_the_published_checksum() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let server = TestServer::start();
+    // Bytes that are not torchvision's file (its SHA-256 starts with f37072fd).
+    let fake =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pth/tiny.pth"))
+            .unwrap();
+    server.set("/models/resnet18-f37072fd.pth", Reply::Bytes(fake.clone()));
+    let base = server.base_url();
+    let output = fetch_weights(
+        dir.path(),
+        &cache,
+        &["resnet18.tv_in1k", "--base-url", &base],
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "resnet18-f37072fd.pth from {}: checksum does not match (expected sha256:f37072fd, got sha256:",
+            server.url("/models/resnet18-f37072fd.pth")
+        )) && stderr.contains("the download was deleted"),
+        "{stderr}"
+    );
+    assert_eq!(
+        server.requests_for("/models/resnet18-f37072fd.pth").len(),
+        1
+    );
+    assert!(tree_bytes(&cache).is_empty(), "{:?}", tree_bytes(&cache));
+
+    // timm's file is pinned by size too.
+    server.set(
+        "/timm/resnet18.a1_in1k/resolve/491b427b45c94c7fb0e78b5474cc919aff584bbf/model.safetensors",
+        Reply::Bytes(fake.clone()),
+    );
+    let output = fetch_weights(
+        dir.path(),
+        &cache,
+        &["resnet18.a1_in1k", "--base-url", &base],
+    );
+    let stderr = text(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "model.safetensors from {base}/timm/resnet18.a1_in1k/resolve/491b427b45c94c7fb0e78b5474cc919aff584bbf/model.safetensors: \
+             size does not match (expected 46807446 bytes, got {} bytes)",
+            fake.len()
+        )),
+        "{stderr}"
+    );
+
+    let output = fetch_weights(
+        dir.path(),
+        &cache,
+        &["resnet34.tv_in1k", "--base-url", &base],
+    );
+    assert!(
+        text(&output.stderr).contains("/models/resnet34-b627a593.pth answered HTTP 404"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = fetch_weights(
+        dir.path(),
+        &cache,
+        &["resnet34.tv_in1k", "--base-url", "http://127.0.0.1:1"],
+    );
+    assert!(
+        text(&output.stderr)
+            .contains("cannot reach http://127.0.0.1:1/models/resnet34-b627a593.pth"),
+        "{}",
+        text(&output.stderr)
+    );
+    let output = fetch_weights(dir.path(), &cache, &["resnet18.a1_in1"]);
+    assert!(
+        text(&output.stderr)
+            .contains("unknown weights `resnet18.a1_in1` (did you mean `resnet18.a1_in1k`?)"),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn named_weights_resolve_in_the_cache_or_say_how_to_fetch_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let list = fetch_weights(dir.path(), &cache, &["--list"]);
+    assert!(list.status.success());
+    let stdout = text(&list.stdout);
+    for name in ["resnet18.a1_in1k", "resnet18.tv_in1k", "resnet34.tv_in1k"] {
+        assert!(stdout.contains(name), "{stdout}");
+    }
+    assert!(
+        stdout.contains(&format!(
+            "weights folder: '{}'",
+            cache.join("weights").display()
+        )),
+        "{stdout}"
+    );
+
+    // A run stops before its first cell, printing the command to run.
+    let experiment = r#"
+name = "pretrained"
+[data]
+image_size = 32
+[data.synthetic]
+size = 32
+hard_patches = 40
+pool_patches = 20
+[model]
+name = "resnet18"
+pretrained = "resnet18.a1_in1k"
+[mining]
+strategy = "none"
+"#;
+    std::fs::write(dir.path().join("exp.toml"), experiment).unwrap();
+    let output = ablate()
+        .args(["run", "exp.toml"])
+        .env("ABLATE_CACHE_DIR", &cache)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        text(&output.stderr).trim(),
+        format!(
+            "error: model.pretrained: weights `resnet18.a1_in1k` are not in '{}'; fetch them with:\n    ablate fetch weights resnet18.a1_in1k",
+            cache.join("weights").display()
+        )
+    );
+    assert!(!dir.path().join("reports/pretrained/results.csv").exists());
 }

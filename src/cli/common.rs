@@ -52,7 +52,8 @@ pub struct TrainingArgs {
     /// Model architecture: resnet18, resnet34, or a CPU variant such as resnet10-w16.
     #[arg(long, default_value = "resnet10-w16")]
     pub model: String,
-    /// Pretrained weights: a safetensors file with torchvision parameter names.
+    /// Pretrained weights: a name fetched by `ablate fetch weights` (resnet18.a1_in1k, ...),
+    /// or a safetensors or PyTorch .pth file with torchvision parameter names.
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     /// Side of the square input in pixels.

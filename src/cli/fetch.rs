@@ -1,8 +1,9 @@
-//! `ablate fetch`: the paper's inputs (the public dataset).
+//! `ablate fetch`: the public dataset and ImageNet weights, one command each.
 
 use super::GlobalArgs;
 use crate::fetch::dataset::{fetch_dataset, DatasetRequest, PROVENANCE_FILE};
 use crate::fetch::http::{Http, Progress};
+use crate::fetch::weights::{self, default_weights_dir, fetch_weights, WeightsRequest, CATALOG};
 use crate::fetch::zenodo::{DATASET_RECORD, DEFAULT_BASE_URL};
 use crate::fetch::FetchEvent;
 use anyhow::{Context, Result};
@@ -26,6 +27,11 @@ enum What {
     /// provenance.json beside them and checks the result with ablate's
     /// loader. Run again, it verifies the data and downloads nothing.
     Dataset(DatasetArgs),
+    /// ImageNet weights by name into the per-user cache, checksum-verified.
+    ///
+    /// `model.pretrained = "NAME"` (or `--pretrained NAME`) then uses them;
+    /// every use verifies the file again.
+    Weights(WeightsArgs),
 }
 
 /// Arguments of `ablate fetch dataset`.
@@ -39,10 +45,33 @@ struct DatasetArgs {
     base_url: String,
 }
 
+/// Arguments of `ablate fetch weights`.
+#[derive(Debug, clap::Args)]
+struct WeightsArgs {
+    /// Which weights: resnet18.a1_in1k (timm's, what the reference started
+    /// from), resnet18.tv_in1k or resnet34.tv_in1k (torchvision's).
+    #[arg(required_unless_present = "list")]
+    name: Option<String>,
+    /// List the known weights and whether they are in the cache.
+    #[arg(long)]
+    list: bool,
+    /// Weights folder (default: $ABLATE_CACHE_DIR/weights, else
+    /// $XDG_CACHE_HOME/ablate/weights, i.e. ~/.cache/ablate/weights).
+    /// Names resolve in the default folder only; elsewhere, give
+    /// model.pretrained the file's path.
+    #[arg(long)]
+    dest: Option<PathBuf>,
+    /// A mirror replacing the scheme and host of the published addresses
+    /// (huggingface.co, download.pytorch.org), with the same paths.
+    #[arg(long)]
+    base_url: Option<String>,
+}
+
 /// Runs `ablate fetch ...`.
 pub fn run(args: &FetchArgs, global: &GlobalArgs) -> Result<i32> {
     match &args.what {
         What::Dataset(args) => dataset(args, global),
+        What::Weights(args) => weights(args, global),
     }
 }
 
@@ -103,6 +132,65 @@ fn dataset(args: &DatasetArgs, global: &GlobalArgs) -> Result<i32> {
         "provenance in '{}'",
         args.dest.join(PROVENANCE_FILE).display()
     );
+    Ok(0)
+}
+
+fn weights(args: &WeightsArgs, global: &GlobalArgs) -> Result<i32> {
+    let dir = match &args.dest {
+        Some(dir) => dir.clone(),
+        None => default_weights_dir()?,
+    };
+    if args.list {
+        for entry in CATALOG {
+            let cached = dir.join(entry.name).join(weights::RECORD_FILE).is_file();
+            println!(
+                "{:<18} {:<9} {}{}",
+                entry.name,
+                entry.architecture,
+                entry.description,
+                if cached { " [fetched]" } else { "" }
+            );
+        }
+        println!("weights folder: '{}'", dir.display());
+        return Ok(0);
+    }
+    let name = args
+        .name
+        .as_deref()
+        .expect("clap requires a name without --list");
+    let entry = weights::lookup(name)?;
+    let mut display = Display::new(global.quiet);
+    let outcome = fetch_weights(
+        WeightsRequest {
+            entry,
+            dir: &dir,
+            base_url: args.base_url.as_deref(),
+        },
+        &Http::new(),
+        &mut |event| display.on_event(event),
+    );
+    display.finish();
+    let outcome = outcome.with_context(|| format!("could not fetch weights `{name}`"))?;
+    let record = &outcome.record;
+    println!(
+        "{name}: {} ({}, sha256:{}), {}",
+        outcome.path.display(),
+        HumanBytes(record.size),
+        record.sha256,
+        if outcome.downloaded {
+            format!("downloaded, verified against {}", record.verified_against)
+        } else {
+            "already fetched, verified".to_string()
+        }
+    );
+    if args.dest.is_some() {
+        println!(
+            "use it with model.pretrained = \"{}\"",
+            outcome.path.display()
+        );
+    } else {
+        println!("use it with model.pretrained = \"{name}\"");
+    }
     Ok(0)
 }
 

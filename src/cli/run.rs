@@ -65,6 +65,9 @@ fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Resu
 /// Runs every cell and reports what failed; exit code 1 when any cell failed.
 pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone(), args.device.as_deref())?;
+    if args.stages != Stages::Cached {
+        crate::runner::inputs::check_pretrained(&plan).context("model.pretrained")?;
+    }
     let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let cells = args
         .cells
@@ -171,6 +174,9 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         groups.len()
     );
+    if let Err(e) = crate::runner::inputs::check_pretrained(&plan) {
+        println!("model.pretrained: {e}");
+    }
     match estimate_seconds(&plan) {
         Ok(seconds) => println!(
             "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \

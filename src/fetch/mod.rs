@@ -1,5 +1,5 @@
-//! The paper's own inputs: the public dataset from its Zenodo record
-//! ([`dataset`]).
+//! The paper's own inputs, one command each: the public dataset from its
+//! Zenodo record ([`dataset`]) and ImageNet weights by name ([`weights`]).
 //!
 //! Downloads go through one blocking HTTP client on rustls ([`http`]):
 //! partial files beside their destination, resumed with HTTP ranges,
@@ -12,6 +12,7 @@ pub mod dataset;
 pub mod digest;
 pub mod http;
 pub mod unpack;
+pub mod weights;
 pub mod zenodo;
 
 #[cfg(test)]
