@@ -10,6 +10,7 @@ pub mod cli;
 pub mod data;
 pub mod device;
 pub mod experiment;
+pub mod fetch;
 pub mod host_cpu;
 pub mod io;
 pub mod metrics;

@@ -78,8 +78,9 @@ pub struct TrainingArgs {
         "model.name"
     ))]
     pub model: Option<String>,
-    /// Pretrained weights: a safetensors file with torchvision parameter
-    /// names (`model.pretrained`).
+    /// Pretrained weights: a name fetched by `ablate fetch weights`
+    /// (resnet18.a1_in1k, ...), or a safetensors or PyTorch .pth file with
+    /// torchvision parameter names (`model.pretrained`).
     #[arg(long)]
     pub pretrained: Option<PathBuf>,
     // `data.image_size`.

@@ -6,6 +6,7 @@
 
 mod common;
 mod config;
+mod fetch;
 mod pipeline;
 mod progress;
 mod report;
@@ -74,6 +75,8 @@ enum Command {
     Status(status::StatusArgs),
     /// Measure training and inference images per second of a model on this machine.
     Speed(speed::SpeedArgs),
+    /// Download the paper's inputs: the public dataset, ImageNet weights.
+    Fetch(fetch::FetchArgs),
 }
 
 /// Runs the command line and returns the process exit code.
@@ -113,6 +116,7 @@ fn dispatch(cli: &Cli) -> anyhow::Result<i32> {
         Command::Slurm(args) => slurm::run(args, &cli.global),
         Command::Status(args) => status::run(args, &cli.global),
         Command::Speed(args) => speed::run(args).map(|()| 0),
+        Command::Fetch(args) => fetch::run(args, &cli.global),
     }
 }
 

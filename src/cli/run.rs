@@ -131,6 +131,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         args.device.as_deref(),
         &args.settings.set,
     )?;
+    if args.stages != Stages::Cached {
+        crate::runner::inputs::check_pretrained(&plan).context("model.pretrained")?;
+    }
     let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let cells = args
         .cells
@@ -367,6 +370,9 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
             }
         );
     }
+    if let Err(e) = crate::runner::inputs::check_pretrained(&plan) {
+        println!("model.pretrained: {e}");
+    }
     match estimate_seconds(&plan, reuse_stale) {
         Ok(seconds) => println!(
             "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
@@ -415,8 +421,13 @@ fn estimate_seconds(plan: &Plan, reuse_stale: bool) -> Result<f64> {
         };
         let hard = match &c.data.path {
             Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
-                .map(|d| d.count())
-                .unwrap_or(0),
+                .with_context(|| {
+                    format!(
+                        "no dataset in '{}' to count (`ablate fetch dataset` downloads the public one)",
+                        path.display()
+                    )
+                })?
+                .count(),
             None => c.data.synthetic.hard_patches,
         } as f64;
         let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);

@@ -120,7 +120,9 @@ impl DataConfig {
 pub struct ModelConfig {
     /// Architecture: resnet18, resnet34, or a CPU variant such as resnet10-w16.
     pub name: String,
-    /// Optional safetensors file of torchvision-named pretrained weights.
+    /// Optional pretrained weights: a name fetched by `ablate fetch weights`
+    /// (e.g. `resnet18.a1_in1k`), or a safetensors or PyTorch `.pth` file
+    /// with torchvision parameter names.
     pub pretrained: Option<PathBuf>,
 }
 

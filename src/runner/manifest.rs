@@ -41,6 +41,8 @@ pub struct Manifest {
     pub cells: usize,
     /// Each cell's resolved settings.
     pub resolved_cells: Vec<serde_json::Value>,
+    /// Where the fetched inputs came from (see [`super::inputs`]).
+    pub inputs: serde_json::Value,
     /// Start time (UTC, RFC 3339).
     pub started: String,
     /// End time (UTC, RFC 3339).
@@ -100,6 +102,7 @@ impl Manifest {
                 .map(|c| serde_json::json!({ "cell": c.index, "settings": c.config }))
                 .collect(),
             build,
+            inputs: super::inputs::of_plan(plan),
             started: rfc3339(started),
             finished: rfc3339(SystemTime::now()),
         }

@@ -10,6 +10,7 @@
 pub mod error;
 pub mod execute;
 pub mod found;
+pub mod inputs;
 pub mod keys;
 pub mod lock;
 pub mod manifest;

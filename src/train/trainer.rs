@@ -11,6 +11,7 @@ use super::sampler::epoch_order;
 use super::schedule::CosineSchedule;
 use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
 use crate::data::images::ImageStore;
+use crate::fetch::weights::resolve_pretrained;
 use crate::metrics::ranking::roc_auc;
 use crate::model::init::build_seeded;
 use crate::model::pretrained::load_pretrained;
@@ -124,8 +125,9 @@ pub struct TrainedModel {
 /// `(seed, "model-init")`, sample order from `(seed, "sampler", epoch)` and
 /// augmentation from `(seed, "augment", epoch, index)`. Two runs with the same
 /// seed start from the same weights, whatever data they train on. With
-/// `pretrained`, the file's weights replace the seeded ones name by name
-/// (a head of another shape keeps its seeded values).
+/// `pretrained` (a weights file, or a name fetched by `ablate fetch weights`,
+/// see [`resolve_pretrained`]), the file's weights replace the seeded ones
+/// name by name (a head of another shape keeps its seeded values).
 pub fn train_model(
     model_config: &ResNetConfig,
     pretrained: Option<&Path>,
@@ -144,8 +146,10 @@ pub fn train_model(
     }
     let init_seed = seed::derive_u64(seed, "model-init", &[]);
     let (model, varmap) = build_seeded(model_config, init_seed, device)?;
-    if let Some(path) = pretrained {
-        load_pretrained(&varmap, path, true).map_err(|e| TrainError::Pretrained(e.to_string()))?;
+    if let Some(spec) = pretrained {
+        let path = resolve_pretrained(spec, model_config)
+            .map_err(|e| TrainError::Pretrained(e.to_string()))?;
+        load_pretrained(&varmap, &path, true).map_err(|e| TrainError::Pretrained(e.to_string()))?;
     }
     let trainable = trainable_vars(&varmap);
     let mut optimizer = Adam::new(
