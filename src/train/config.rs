@@ -1,13 +1,17 @@
 //! Training hyper-parameters.
 
+use super::checkpoint::Checkpoint;
 use super::sampler::Sampling;
+use super::schedule::ScheduleKind;
 use crate::data::augment::AugmentConfig;
 use serde::{Deserialize, Serialize};
 
-/// Hyper-parameters of one training run. Defaults follow the reference
+/// Hyper-parameters of one training run. Defaults follow the paper's method
 /// (Adam, lr 1e-4, no weight decay, cosine annealing, batch 32, eval batch
 /// 256, class-balanced sampling, best-validation-loss checkpoint) except the
 /// number of epochs, which is sized for CPU runs on small patches.
+/// `schedule = "reference"` and `checkpoint = "last-epoch"` reproduce what
+/// the reference implementation actually ran instead.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TrainConfig {
@@ -19,8 +23,16 @@ pub struct TrainConfig {
     pub eval_batch_size: usize,
     /// Initial Adam learning rate (reference: 1e-4).
     pub lr: f64,
-    /// Learning rate reached at the last step of cosine annealing.
+    /// Learning rate reached at the last step of cosine annealing (the
+    /// reference schedule's `eta_min`).
     pub min_lr: f64,
+    /// Learning-rate schedule: `cosine` (annealed every step over the whole
+    /// run) or `reference` (the reference implementation's: `T_max` = 10 x
+    /// batches per epoch, stepped once per epoch, so nearly constant).
+    pub schedule: ScheduleKind,
+    /// Weights a run ends with: `best-valid-loss` (lowest validation loss)
+    /// or `last-epoch` (what the reference implementation tested).
+    pub checkpoint: Checkpoint,
     /// How each epoch's samples are drawn.
     pub sampling: Sampling,
     /// Whether training patches are augmented.
@@ -39,6 +51,8 @@ impl Default for TrainConfig {
             eval_batch_size: 256,
             lr: 1e-4,
             min_lr: 0.0,
+            schedule: ScheduleKind::Cosine,
+            checkpoint: Checkpoint::BestValidLoss,
             sampling: Sampling::Balanced,
             augment: true,
             augmentation: AugmentConfig::default(),
