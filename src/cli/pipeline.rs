@@ -83,6 +83,7 @@ pub fn run(args: &PipelineArgs, global: &GlobalArgs) -> Result<()> {
             num_query: args.num_query,
             fp_threshold: args.fp_threshold,
             max_mined: args.max_mined,
+            ..MiningConfig::default()
         })
         .collect();
     let mut bars: Option<(String, EpochBars)> = None;

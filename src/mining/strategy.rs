@@ -1,6 +1,7 @@
 //! Mining strategies: which pool patches join training as negatives.
 
 use super::knn::{nearest_neighbours, Metric};
+use super::overlap::OverlapPolicy;
 use crate::seed;
 use candle_core::Tensor;
 use rand::seq::index::sample;
@@ -90,6 +91,10 @@ pub struct MiningConfig {
     /// `score` the highest scored, `random` draws `min(count, cap)`
     /// uniformly, `all` keeps the first by pool index.
     pub max_mined: Option<usize>,
+    /// Pool patches whose slide has hard-labeled patches in the validation
+    /// or test split: `error` (the default), `drop` (leave them out of
+    /// mining) or `keep` (mine them anyway, as the reference did).
+    pub overlapping_pool_slides: OverlapPolicy,
 }
 
 impl Default for MiningConfig {
@@ -99,6 +104,7 @@ impl Default for MiningConfig {
             num_query: 20,
             fp_threshold: 0.1,
             max_mined: None,
+            overlapping_pool_slides: OverlapPolicy::Error,
         }
     }
 }

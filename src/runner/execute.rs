@@ -714,8 +714,13 @@ fn run_cell(
                 stage: "mining",
                 cached: false,
             });
-            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))
-                .map_err(|e| e.to_string())?;
+            let mined = mine_pool(
+                data,
+                &query,
+                &cell.config.mining,
+                training_seed(&cell.config),
+            )
+            .map_err(|e| e.to_string())?;
             let record = MiningRecord {
                 mined,
                 false_positives: query.false_positives.len(),
