@@ -3,6 +3,7 @@
 use super::knn::{nearest_neighbours, Metric};
 use super::overlap::OverlapPolicy;
 use crate::seed;
+use crate::setting::InvalidSetting;
 use candle_core::Tensor;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -106,6 +107,34 @@ impl Default for MiningConfig {
             max_mined: None,
             overlapping_pool_slides: OverlapPolicy::Error,
         }
+    }
+}
+
+impl MiningConfig {
+    /// Checks values mining cannot run with; the error names the full key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.num_query == 0 {
+            return Err(InvalidSetting::range(
+                "mining.num_query",
+                0,
+                "at least 1 pool patch per false positive",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.fp_threshold) {
+            return Err(InvalidSetting::range(
+                "mining.fp_threshold",
+                self.fp_threshold,
+                "a probability in [0, 1]",
+            ));
+        }
+        if self.max_mined == Some(0) {
+            return Err(InvalidSetting::range(
+                "mining.max_mined",
+                0,
+                "at least 1 (leave it out for no cap)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -442,5 +471,21 @@ mod tests {
             seed: 0,
         };
         assert_eq!(mine(&uncapped, inputs).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn invalid_settings_name_their_key() {
+        assert_eq!(MiningConfig::default().validate(), Ok(()));
+        type Spoil = fn(&mut MiningConfig);
+        let cases: [(&str, Spoil); 3] = [
+            ("mining.num_query", |c| c.num_query = 0),
+            ("mining.fp_threshold", |c| c.fp_threshold = 1.5),
+            ("mining.max_mined", |c| c.max_mined = Some(0)),
+        ];
+        for (key, spoil) in cases {
+            let mut config = MiningConfig::default();
+            spoil(&mut config);
+            assert_eq!(config.validate().unwrap_err().key, key);
+        }
     }
 }

@@ -26,6 +26,22 @@ pub const METRIC_COLUMNS: [&str; 12] = [
     "fn",
 ];
 
+/// Columns of `results.csv` about the cell's data and mining, after the metrics.
+pub const CELL_COLUMNS: [&str; 5] = [
+    "false_positives",
+    "mined",
+    "mimic_fraction",
+    "train_size",
+    "best_epoch",
+];
+
+/// Every numeric column of `results.csv` (the names `[report] metrics` may use).
+pub fn numeric_columns() -> impl Iterator<Item = &'static str> {
+    std::iter::once("n_test")
+        .chain(METRIC_COLUMNS)
+        .chain(CELL_COLUMNS)
+}
+
 /// Axis columns: every matrix key except the replicates (which have their own columns).
 pub fn axis_columns(plan: &Plan) -> Vec<String> {
     plan.experiment
@@ -64,18 +80,8 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
         .map(|s| s.to_string()),
     );
     header.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
-    header.extend(
-        [
-            "false_positives",
-            "mined",
-            "mimic_fraction",
-            "train_size",
-            "best_epoch",
-            "trained",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
+    header.extend(CELL_COLUMNS.iter().map(|s| s.to_string()));
+    header.push("trained".into());
     writer.write_record(&header)?;
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
         let Some(outcome) = outcome else { continue };

@@ -43,7 +43,7 @@ pub enum TrainError {
     EmptySet(&'static str),
     /// An invalid hyper-parameter.
     #[error("invalid training configuration: {0}")]
-    Config(String),
+    Config(#[from] crate::setting::InvalidSetting),
     /// Pretrained weights could not be loaded.
     #[error("pretrained weights: {0}")]
     Pretrained(String),
@@ -139,7 +139,7 @@ pub fn train_model(
     device: &Device,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainedModel, TrainError> {
-    config.validate().map_err(TrainError::Config)?;
+    config.validate()?;
     if data.train.is_empty() {
         return Err(TrainError::EmptySet("training"));
     }
