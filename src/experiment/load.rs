@@ -617,4 +617,37 @@ mod tests {
         let error = parse("[matrix]\nfolds = 3\n").unwrap_err().to_string();
         assert!(error.contains("`data.split.folds` is not set"), "{error}");
     }
+
+    #[test]
+    fn the_shipped_experiments_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8, "{files:?}");
+        for file in &files {
+            if let Err(error) = load_experiment(file) {
+                panic!("{error}");
+            }
+        }
+        // The reference run is the first cell of its file: patch split,
+        // per-epoch schedule, last epoch; the paper's method is the last
+        // configuration.
+        use crate::data::split::SplitKind;
+        use crate::train::checkpoint::Checkpoint;
+        use crate::train::schedule::ScheduleKind;
+        let e = load_experiment(&dir.join("paper-reference-run.toml")).unwrap();
+        assert_eq!(e.cells.len(), 72);
+        let reference = &e.cells[0].1;
+        assert_eq!(reference.data.split.kind, SplitKind::Patch);
+        assert_eq!(reference.training.schedule, ScheduleKind::Reference);
+        assert_eq!(reference.training.checkpoint, Checkpoint::LastEpoch);
+        let paper = &e.cells[71].1;
+        assert_eq!(paper.data.split.kind, SplitKind::Slide);
+        assert_eq!(paper.training.schedule, ScheduleKind::Cosine);
+        assert_eq!(paper.training.checkpoint, Checkpoint::BestValidLoss);
+    }
 }
