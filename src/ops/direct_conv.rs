@@ -11,7 +11,8 @@
 //! channels by 16-pixel vectors accumulates in registers over all taps.
 //!
 //! The kernels are generic over [`Simd`] and run on AVX-512 registers where
-//! the CPU has them (an [`Avx512`] value, from a runtime check, proves it); the convolution op only picks them there (see
+//! the CPU has them (an [`Avx512`] value, made by a runtime check, proves
+//! it); the convolution op only picks them there (see
 //! [`suits_forward`]). The portable lanes run the same arithmetic on any CPU,
 //! bit for bit, which is how the tests check these kernels everywhere.
 //! Results never depend on the thread count: each output value is one fused
