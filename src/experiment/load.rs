@@ -650,4 +650,20 @@ mod tests {
         assert_eq!(paper.training.schedule, ScheduleKind::Cosine);
         assert_eq!(paper.training.checkpoint, Checkpoint::BestValidLoss);
     }
+
+    #[test]
+    fn schedule_and_checkpoint_choices_train_their_own_weak_models() {
+        // Stage keys hash the whole training section, so cells that differ
+        // only in these choices never share a cached weak model.
+        let e = parse(
+            "[matrix]\n\"training.schedule\" = [\"cosine\", \"reference\"]\n\"training.checkpoint\" = [\"best-valid-loss\", \"last-epoch\"]\n",
+        )
+        .unwrap();
+        let keys: std::collections::BTreeSet<String> = e
+            .cells
+            .iter()
+            .map(|(_, config)| crate::runner::keys::StageKeys::of(config).weak)
+            .collect();
+        assert_eq!(keys.len(), 4);
+    }
 }
