@@ -202,11 +202,14 @@ unsafe impl GlobalAlloc for HugePageAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         tune_system_allocator();
         let Some(large) = rounded(layout) else {
+            // SAFETY: the caller's layout, forwarded unchanged (it has a
+            // non-zero size, as `GlobalAlloc::alloc` requires).
             return unsafe { System.alloc(layout) };
         };
         if let Some(block) = cache().take(large.size(), large.align()) {
             return block;
         }
+        // SAFETY: `large` is at least as big as the caller's non-zero layout.
         let block = unsafe { System.alloc(large) };
         advise(block, large.size());
         block
@@ -215,12 +218,16 @@ unsafe impl GlobalAlloc for HugePageAllocator {
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         tune_system_allocator();
         let Some(large) = rounded(layout) else {
+            // SAFETY: as in `alloc`.
             return unsafe { System.alloc_zeroed(layout) };
         };
         if let Some(block) = cache().take(large.size(), large.align()) {
+            // SAFETY: a parked block has `large.size() >= layout.size()`
+            // bytes and belongs to no one else now.
             unsafe { block.write_bytes(0, layout.size()) };
             return block;
         }
+        // SAFETY: as in `alloc`.
         let block = unsafe { System.alloc_zeroed(large) };
         advise(block, large.size());
         block
@@ -228,9 +235,12 @@ unsafe impl GlobalAlloc for HugePageAllocator {
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match rounded(layout) {
+            // SAFETY: a small block came from `System` with this layout.
             None => unsafe { System.dealloc(block, layout) },
             Some(large) => {
                 if !cache().put(block, large.size(), large.align()) {
+                    // SAFETY: a large block came from `System` (directly or
+                    // through the cache) with the rounded layout `large`.
                     unsafe { System.dealloc(block, large) }
                 }
             }
@@ -238,14 +248,20 @@ unsafe impl GlobalAlloc for HugePageAllocator {
     }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY (of the layout): the caller guarantees `new_size` with the
-        // old alignment forms a valid layout.
+        // SAFETY: the caller guarantees that `new_size` with the old
+        // alignment forms a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         if rounded(layout).is_none() && rounded(new_layout).is_none() {
+            // SAFETY: both sizes are small, so `block` came from `System`
+            // with `layout`, and `System` serves the new size as it is.
             return unsafe { System.realloc(block, layout, new_size) };
         }
+        // SAFETY: `new_layout` is valid and non-zero (the caller's contract).
         let moved = unsafe { self.alloc(new_layout) };
         if !moved.is_null() {
+            // SAFETY: both blocks hold at least the smaller of the two sizes
+            // and do not overlap (`moved` is a fresh allocation); `block`
+            // was allocated by this allocator with `layout`.
             unsafe {
                 std::ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
                 self.dealloc(block, layout);

@@ -21,6 +21,7 @@ pub mod pipeline;
 pub mod report;
 pub mod runner;
 pub mod seed;
+pub mod setting;
 pub mod slurm;
 pub mod stats;
 pub mod threads;

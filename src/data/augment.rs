@@ -40,36 +40,49 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields, default)]
 pub struct AugmentConfig {
     /// Probability of the random scale step (default 1.0).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub scale_p: f32,
     /// Scale factor range `1 ± scale_limit` (default 0.5; must be below 1).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub scale_limit: f32,
     /// Probability of one of transpose / h-flip / v-flip (default 0.5).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub flip_p: f32,
     /// Probability of one of elastic warp / rotation (default 0.8).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub warp_p: f32,
     /// Largest rotation angle in degrees, either direction (default 25).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub rotate_limit: f32,
     /// Elastic warp: largest move of the affine control points, as a fraction
     /// of the image side (default 50/224, the reference's 50 px at 224 px).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub elastic_affine: f32,
     /// Elastic warp: largest displacement of the smooth field, as a fraction of
     /// the image side (default 0: the reference's field is below one pixel).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub elastic_alpha: f32,
     /// Elastic warp: cells per side of the displacement grid (default 4).
     pub elastic_grid: u32,
     /// Probability of one of box blur / Gaussian blur / noise / median blur (default 0.2).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub blur_p: f32,
     /// Largest blur kernel side in pixels, odd, at least 3 (default 7; kernels are 3..=limit, odd).
     pub blur_limit: u32,
     /// Smallest Gaussian noise variance, in 0..255 units squared (default 10).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub noise_var_min: f32,
     /// Largest Gaussian noise variance (default 50).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub noise_var_max: f32,
     /// Probability of the brightness/contrast step (default 0.5).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub brightness_contrast_p: f32,
     /// Brightness shift range `± brightness_limit` of full scale (default 0.2).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub brightness_limit: f32,
     /// Contrast factor range `1 ± contrast_limit` (default 0.2; at most 1).
+    #[serde(serialize_with = "crate::setting::shortest_f32")]
     pub contrast_limit: f32,
 }
 

@@ -5,6 +5,7 @@ use super::layout::load_dataset;
 use super::split::{holdout, kfold, Split, SplitKind};
 use super::subsample::Subsample;
 use super::Dataset;
+use crate::setting::InvalidSetting;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -35,6 +36,38 @@ impl Default for SplitSpec {
             folds: None,
             fold: 0,
             seed: 0,
+        }
+    }
+}
+
+impl SplitSpec {
+    /// Checks the settings a split cannot be made with; the error names the
+    /// full key (`data.split.*`).
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        for (key, value) in [
+            ("data.split.test_fraction", self.test_fraction),
+            ("data.split.valid_fraction", self.valid_fraction),
+        ] {
+            if !(value > 0.0 && value < 1.0) {
+                return Err(InvalidSetting::range(
+                    key,
+                    value,
+                    "a fraction strictly between 0 and 1, e.g. 0.2",
+                ));
+            }
+        }
+        match self.folds {
+            Some(k) if k < 2 => Err(InvalidSetting::range(
+                "data.split.folds",
+                k,
+                "at least 2 folds (leave it out for a single hold-out split)",
+            )),
+            Some(k) if self.fold >= k => Err(InvalidSetting::range(
+                "data.split.fold",
+                self.fold,
+                &format!("a fold index from 0 to {} (data.split.folds = {k})", k - 1),
+            )),
+            _ => Ok(()),
         }
     }
 }

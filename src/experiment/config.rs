@@ -1,12 +1,15 @@
 //! The typed experiment configuration: one cell's complete settings.
 //!
-//! Every section denies unknown keys and has documented defaults
-//! (`ablate config --defaults` prints them all).
+//! Every section denies unknown keys, has documented defaults (`ablate
+//! config --defaults` prints them all) and checks its values' ranges
+//! ([`ExperimentConfig::validate`], which loading a file runs on every cell).
 
 use crate::data::prepare::SplitSpec;
 use crate::data::subsample::Subsample;
-use crate::data::synth::SynthConfig;
+use crate::data::synth::{SynthConfig, SynthError};
 use crate::mining::MiningConfig;
+use crate::model::resnet::ResNetConfig;
+use crate::setting::InvalidSetting;
 use crate::train::TrainConfig;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
@@ -99,6 +102,55 @@ impl Default for DataConfig {
 }
 
 impl DataConfig {
+    /// Checks the data settings, the synthetic generator's and the split's
+    /// included; the error names the full key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        let max = crate::data::synth::MAX_SIZE;
+        if !(1..=max).contains(&self.image_size) {
+            return Err(InvalidSetting::range(
+                "data.image_size",
+                self.image_size,
+                &format!("a side between 1 and {max} pixels"),
+            ));
+        }
+        self.synthetic.validate().map_err(|e| match e {
+            SynthError::InvalidConfig {
+                field,
+                value,
+                expected,
+            } => InvalidSetting::within("data.synthetic", field, value, &expected),
+            other => InvalidSetting::new("data.synthetic", other.to_string()),
+        })?;
+        self.split.validate()?;
+        for (key, value) in [
+            ("data.pos_fraction", self.pos_fraction),
+            ("data.train_fraction", self.train_fraction),
+        ] {
+            if let Some(f) = value.filter(|&f| !(f > 0.0 && f <= 1.0)) {
+                return Err(InvalidSetting::range(
+                    key,
+                    f,
+                    "a fraction in (0, 1], e.g. 0.3",
+                ));
+            }
+        }
+        if let Some(r) = self.neg_pos_ratio.filter(|&r| !(r > 0.0 && r.is_finite())) {
+            return Err(InvalidSetting::range(
+                "data.neg_pos_ratio",
+                r,
+                "a positive ratio, e.g. 2.0",
+            ));
+        }
+        self.subsample().map(|_| ()).map_err(|message| {
+            let key = if self.pos_fraction.is_some() {
+                "data.pos_fraction"
+            } else {
+                "data.train_fraction"
+            };
+            InvalidSetting::new(key, message)
+        })
+    }
+
     /// The training-set subsampling these settings ask for.
     pub fn subsample(&self) -> Result<Subsample, String> {
         match (self.pos_fraction, self.train_fraction, self.neg_pos_ratio) {
@@ -135,9 +187,56 @@ impl Default for ModelConfig {
     }
 }
 
+impl ModelConfig {
+    /// Checks that the architecture exists.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        ResNetConfig::from_name(&self.name, 2)
+            .map(|_| ())
+            .map_err(|e| {
+                InvalidSetting::new(
+                    "model.name",
+                    format!("`model.name` = \"{}\": {e}", self.name),
+                )
+            })
+    }
+}
+
 impl ExperimentConfig {
     /// The settings of an experiment file with no keys: every default.
     pub fn defaults() -> Self {
         toml::from_str("").expect("an empty experiment is valid")
+    }
+
+    /// Checks every section (data with its synthetic generator and split,
+    /// model, training with its augmentation, mining, device, replicate
+    /// and `[report]`); the first problem found, naming its full key.
+    /// `[matrix]` is checked when the file is expanded into cells.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        self.data.validate()?;
+        self.model.validate()?;
+        self.training.validate()?;
+        self.mining.validate()?;
+        crate::device::DeviceSpec::parse(&self.device).map_err(|e| {
+            InvalidSetting::new("device", format!("`device` = \"{}\": {e}", self.device))
+        })?;
+        match self.data.split.folds {
+            None if self.replicate.fold != 0 => {
+                return Err(InvalidSetting::new(
+                    "data.split.folds",
+                    "the matrix has fold replicates (`folds`) but `data.split.folds` is not set",
+                ))
+            }
+            Some(k) if self.replicate.fold >= k => {
+                return Err(InvalidSetting::new(
+                    "data.split.folds",
+                    format!(
+                        "fold {} does not exist: `data.split.folds` = {k}",
+                        self.replicate.fold
+                    ),
+                ))
+            }
+            _ => {}
+        }
+        Ok(())
     }
 }

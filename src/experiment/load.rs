@@ -4,6 +4,7 @@
 use super::config::ExperimentConfig;
 use super::matrix::{Assignment, Matrix, MatrixError};
 use super::overrides::Override;
+use crate::setting::InvalidSetting;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 use toml::Value;
@@ -30,6 +31,16 @@ pub enum LoadError {
         column: usize,
         /// What is wrong, with the key path and accepted values where known.
         message: String,
+    },
+    /// A setting of the file outside its valid range.
+    #[error("{}{}: {source}", .path.display(), .line.map(|l| format!(":{l}")).unwrap_or_default())]
+    Setting {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the key, where it can be found.
+        line: Option<usize>,
+        /// The setting and what is wrong with it.
+        source: InvalidSetting,
     },
     /// A problem in `[matrix]`.
     #[error("{path}: {source}")]
@@ -164,18 +175,44 @@ pub fn parse_experiment_with(
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "experiment".into())
     });
-    // Check every axis value on its own first, so an error names one key.
+    let axis_keys = matrix.axis_keys();
+    let setting_error = |source: InvalidSetting| LoadError::Setting {
+        path: path.into(),
+        line: key_line(text, &source.key),
+        source,
+    };
+    // A base setting no axis changes is wrong in every cell: name its line.
+    if let Err(CellProblem::Invalid(error)) = settings_for(&doc, &Assignment::new()) {
+        if !axis_keys.iter().any(|axis| overlaps(&error.key, axis)) {
+            return Err(setting_error(error));
+        }
+    }
+    // Check every axis value on its own, so an error names one key.
     for cell in matrix.expand() {
         for (key, value) in &cell {
             let single: Assignment = [(key.clone(), value.clone())].into();
-            settings_for(&doc, &single).map_err(|message| {
-                let error = LoadError::AxisValue {
-                    path: path.into(),
-                    key: key.clone(),
-                    value: value.to_string(),
-                    message,
-                };
-                let axis = matrix.entry_of(key);
+            let problem = match settings_for(&doc, &single) {
+                Ok(_) => continue,
+                Err(problem) => problem,
+            };
+            // A base value another axis replaces is that axis's business.
+            if let CellProblem::Invalid(error) = &problem {
+                let other_axes = axis_keys.iter().filter(|axis| *axis != key);
+                if other_axes
+                    .into_iter()
+                    .any(|axis| overlaps(&error.key, axis))
+                {
+                    continue;
+                }
+            }
+            let error = LoadError::AxisValue {
+                path: path.into(),
+                key: key.clone(),
+                value: value.to_string(),
+                message: problem.to_string(),
+            };
+            let axis = matrix.entry_of(key);
+            return Err(
                 match overrides
                     .iter()
                     .rev()
@@ -187,18 +224,21 @@ pub fn parse_experiment_with(
                         override_error(path, o, text.strip_prefix(&prefix).unwrap_or(&text).into())
                     }
                     None => error,
-                }
-            })?;
+                },
+            );
         }
     }
     let mut cells = Vec::new();
     for assignment in matrix.expand() {
-        let config = settings_for(&doc, &assignment).map_err(|message| LoadError::Cell {
+        let config = settings_for(&doc, &assignment).map_err(|problem| LoadError::Cell {
             path: path.into(),
             cell: describe(&assignment),
-            message,
+            message: problem.to_string(),
         })?;
         cells.push((assignment, config));
+    }
+    if let Some(report) = &base.report {
+        crate::report::options::validate_table(report, cells.len()).map_err(setting_error)?;
     }
     Ok(Experiment {
         path: path.into(),
@@ -206,7 +246,7 @@ pub fn parse_experiment_with(
         text: text.to_string(),
         overrides: overrides.to_vec(),
         base,
-        axis_keys: matrix.axis_keys(),
+        axis_keys,
         cells,
     })
 }
@@ -244,7 +284,7 @@ fn apply_overrides(
         })?;
         match settings_for(doc, &Assignment::new()) {
             Ok(_) => base_valid = true,
-            Err(message) if base_valid => return Err(override_error(path, o, message)),
+            Err(problem) if base_valid => return Err(override_error(path, o, problem.to_string())),
             Err(_) => {}
         }
     }
@@ -279,27 +319,91 @@ pub fn plain(value: &Value) -> String {
     }
 }
 
+/// Whether two dotted keys name the same setting or one contains the other.
+fn overlaps(a: &str, b: &str) -> bool {
+    let within = |inner: &str, outer: &str| {
+        inner
+            .strip_prefix(outer)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+    };
+    within(a, b) || within(b, a)
+}
+
+/// Why a cell's settings are not usable.
+#[derive(Debug)]
+enum CellProblem {
+    /// The document does not deserialise (unknown key, wrong type).
+    Parse(String),
+    /// A value outside its range.
+    Invalid(InvalidSetting),
+}
+
+impl std::fmt::Display for CellProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CellProblem::Parse(message) => f.write_str(message),
+            CellProblem::Invalid(error) => error.fmt(f),
+        }
+    }
+}
+
 /// The base document with `assignment` applied, deserialised and validated.
-fn settings_for(doc: &toml::Table, assignment: &Assignment) -> Result<ExperimentConfig, String> {
+fn settings_for(
+    doc: &toml::Table,
+    assignment: &Assignment,
+) -> Result<ExperimentConfig, CellProblem> {
     let mut doc = doc.clone();
     for (key, value) in assignment {
-        set_path(&mut doc, key, value.clone())?;
+        set_path(&mut doc, key, value.clone()).map_err(CellProblem::Parse)?;
     }
     let config = ExperimentConfig::deserialize(Value::Table(doc))
-        .map_err(|e| with_suggestion(e.message()))?;
-    config.training.validate()?;
-    config.data.subsample()?;
-    crate::device::DeviceSpec::parse(&config.device).map_err(|e| format!("device: {e}"))?;
-    match config.data.split.folds {
-        None if config.replicate.fold != 0 => {
-            Err("the matrix has fold replicates but data.split.folds is not set".to_string())
+        .map_err(|e| CellProblem::Parse(with_suggestion(e.message())))?;
+    config.validate().map_err(CellProblem::Invalid)?;
+    Ok(config)
+}
+
+/// The 1-based line that sets dotted `key` in TOML `text`: under its
+/// `[table]` header (or a parent's, with a dotted key), or as a dotted key
+/// at the top. `None` when it is not written there (a default, or a form
+/// this simple scan does not follow, such as an inline table).
+fn key_line(text: &str, key: &str) -> Option<usize> {
+    let mut section = String::new();
+    for (index, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.starts_with("[[") {
+            section = "\u{0}".into(); // arrays of tables hold no settings
+            continue;
         }
-        Some(k) if config.replicate.fold >= k => Err(format!(
-            "fold {} does not exist: data.split.folds = {k}",
-            config.replicate.fold
-        )),
-        _ => Ok(config),
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.split(']').next().unwrap_or_default();
+            section = unquote_path(header);
+            continue;
+        }
+        let Some((name, _)) = line.split_once('=') else {
+            continue;
+        };
+        if line.starts_with('#') {
+            continue;
+        }
+        let name = unquote_path(name);
+        let full = if section.is_empty() {
+            name
+        } else {
+            format!("{section}.{name}")
+        };
+        if full == key {
+            return Some(index + 1);
+        }
     }
+    None
+}
+
+/// A TOML key path without spaces around dots or quotes around parts.
+fn unquote_path(path: &str) -> String {
+    path.split('.')
+        .map(|part| part.trim().trim_matches(|c| c == '"' || c == '\''))
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 /// Sets a dotted key, creating tables on the way.
@@ -538,5 +642,217 @@ mod tests {
             error.contains("at most one of data.pos_fraction"),
             "{error}"
         );
+    }
+
+    /// Loads `text`, expecting a setting error at `line` naming `key`.
+    fn setting_error(text: &str, line: usize, key: &str, detail: &str) {
+        let error = parse(text).unwrap_err();
+        let message = error.to_string();
+        match &error {
+            LoadError::Setting {
+                line: found,
+                source,
+                ..
+            } => {
+                assert_eq!(*found, Some(line), "{message}");
+                assert_eq!(source.key, key, "{message}");
+            }
+            other => panic!("expected a setting error, got {other:?}"),
+        }
+        assert!(
+            message.starts_with(&format!("exp.toml:{line}: `{key}`")) && message.contains(detail),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn data_settings_are_checked() {
+        setting_error(
+            "[data]\nimage_size = 0\n",
+            2,
+            "data.image_size",
+            "between 1 and",
+        );
+        setting_error(
+            "seed = 1\n[data]\npos_fraction = 1.5\n",
+            3,
+            "data.pos_fraction",
+            "a fraction in (0, 1]",
+        );
+        setting_error(
+            "[data]\nneg_pos_ratio = -2.0\n",
+            2,
+            "data.neg_pos_ratio",
+            "a positive ratio",
+        );
+    }
+
+    #[test]
+    fn split_settings_are_checked() {
+        setting_error(
+            "[data.split]\nvalid_fraction = 1.0\n",
+            2,
+            "data.split.valid_fraction",
+            "strictly between 0 and 1",
+        );
+        setting_error(
+            "[data]\nsplit.folds = 1\n",
+            2,
+            "data.split.folds",
+            "at least 2 folds",
+        );
+    }
+
+    #[test]
+    fn synthetic_settings_are_checked() {
+        setting_error(
+            "[data.synthetic]\nsize = 16\n",
+            2,
+            "data.synthetic.size",
+            "between 32 and",
+        );
+    }
+
+    #[test]
+    fn model_settings_are_checked() {
+        setting_error(
+            "[model]\nname = \"resnet19\"\n",
+            2,
+            "model.name",
+            "\"resnet19\"",
+        );
+    }
+
+    #[test]
+    fn training_settings_are_checked() {
+        setting_error(
+            "[training]\nepochs = 3\nlr = 0.0\n",
+            3,
+            "training.lr",
+            "a positive number",
+        );
+    }
+
+    #[test]
+    fn augmentation_settings_are_checked() {
+        setting_error(
+            "[training]\nepochs = 3\n\n[training.augmentation]\nflip_p = 3\n",
+            5,
+            "training.augmentation.flip_p",
+            "= 3: expected a probability in [0, 1]",
+        );
+        setting_error(
+            "[training]\naugmentation.blur_limit = 4\n",
+            2,
+            "training.augmentation.blur_limit",
+            "an odd number",
+        );
+    }
+
+    #[test]
+    fn mining_settings_are_checked() {
+        setting_error(
+            "[mining]\nfp_threshold = -0.1\n",
+            2,
+            "mining.fp_threshold",
+            "a probability",
+        );
+        let error = parse("[mining]\noverlapping_pool_slides = \"dorp\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.starts_with("exp.toml:2:") && error.contains("did you mean `drop`?"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn device_settings_are_checked() {
+        setting_error("device = \"gpu\"\n", 1, "device", "\"gpu\"");
+    }
+
+    #[test]
+    fn report_settings_are_checked() {
+        setting_error(
+            "[report]\nmetrics = [\"aurco\"]\n",
+            2,
+            "report.metrics",
+            "expected metric names",
+        );
+        // Two cells: 0 and 1.
+        setting_error(
+            "[matrix]\n\"mining.strategy\" = [\"none\", \"random\"]\n[report]\nroc_cell = 2\n",
+            4,
+            "report.roc_cell",
+            "from 0 to 1",
+        );
+    }
+
+    #[test]
+    fn matrix_values_are_checked_against_their_ranges() {
+        let error = parse("[matrix]\n\"training.augmentation.flip_p\" = [0.5, 3.0]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("matrix axis `training.augmentation.flip_p` = 3.0")
+                && error.contains("expected a probability in [0, 1]"),
+            "{error}"
+        );
+        // A base value that every cell replaces is not used, so not an error.
+        let e =
+            parse("[training]\nepochs = 0\n[matrix]\n\"training.epochs\" = [1, 2]\nseeds = 2\n")
+                .unwrap();
+        assert_eq!(e.cells.len(), 4);
+        let error = parse("[matrix]\nfolds = 3\n").unwrap_err().to_string();
+        assert!(error.contains("`data.split.folds` is not set"), "{error}");
+    }
+
+    #[test]
+    fn the_shipped_experiments_load() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+        let mut files: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|entry| entry.unwrap().path())
+            .filter(|path| path.extension().is_some_and(|e| e == "toml"))
+            .collect();
+        files.sort();
+        assert!(files.len() >= 8, "{files:?}");
+        for file in &files {
+            if let Err(error) = load_experiment(file) {
+                panic!("{error}");
+            }
+        }
+        // The reference run is the first cell of its file: patch split,
+        // per-epoch schedule, last epoch; the paper's method is the last
+        // configuration.
+        use crate::data::split::SplitKind;
+        use crate::train::checkpoint::Checkpoint;
+        use crate::train::schedule::ScheduleKind;
+        let e = load_experiment(&dir.join("paper-reference-run.toml")).unwrap();
+        assert_eq!(e.cells.len(), 72);
+        let reference = &e.cells[0].1;
+        assert_eq!(reference.data.split.kind, SplitKind::Patch);
+        assert_eq!(reference.training.schedule, ScheduleKind::Reference);
+        assert_eq!(reference.training.checkpoint, Checkpoint::LastEpoch);
+        let paper = &e.cells[71].1;
+        assert_eq!(paper.data.split.kind, SplitKind::Slide);
+        assert_eq!(paper.training.schedule, ScheduleKind::Cosine);
+        assert_eq!(paper.training.checkpoint, Checkpoint::BestValidLoss);
+    }
+
+    #[test]
+    fn schedule_and_checkpoint_choices_train_their_own_weak_models() {
+        // Stage keys hash the whole training section, so cells that differ
+        // only in these choices never share a cached weak model.
+        let e = parse(
+            "[matrix]\n\"training.schedule\" = [\"cosine\", \"reference\"]\n\"training.checkpoint\" = [\"best-valid-loss\", \"last-epoch\"]\n",
+        )
+        .unwrap();
+        let keys: std::collections::BTreeSet<String> = e
+            .cells
+            .iter()
+            .map(|(_, config)| crate::runner::keys::StageKeys::of(config).weak)
+            .collect();
+        assert_eq!(keys.len(), 4);
     }
 }

@@ -1,7 +1,9 @@
 //! Mining strategies: which pool patches join training as negatives.
 
 use super::knn::{nearest_neighbours, Metric};
+use super::overlap::OverlapPolicy;
 use crate::seed;
+use crate::setting::InvalidSetting;
 use candle_core::Tensor;
 use rand::seq::index::sample;
 use serde::{Deserialize, Serialize};
@@ -29,7 +31,8 @@ pub enum Strategy {
     KnnL2,
     /// The same by cosine similarity, most similar first.
     KnnCosine,
-    /// As many pool patches as `knn-l2` would add, drawn uniformly: the "more negatives" control.
+    /// As many pool patches as `knn-l2` would add (at most `max_mined`),
+    /// drawn uniformly: the "more negatives" control.
     Random,
     /// As many pool patches as `knn-l2` would add, those the weak model scores most LI-like.
     Score,
@@ -85,8 +88,14 @@ pub struct MiningConfig {
     pub num_query: usize,
     /// A validation negative scored at or above this is a false positive (reference 0.1).
     pub fp_threshold: f64,
-    /// Optional cap on the number of mined patches (the closest are kept).
+    /// Optional cap on the number of mined patches: kNN keeps the closest,
+    /// `score` the highest scored, `random` draws `min(count, cap)`
+    /// uniformly, `all` keeps the first by pool index.
     pub max_mined: Option<usize>,
+    /// Pool patches whose slide has hard-labeled patches in the validation
+    /// or test split: `error` (the default), `drop` (leave them out of
+    /// mining) or `keep` (mine them anyway, as the reference did).
+    pub overlapping_pool_slides: OverlapPolicy,
 }
 
 impl Default for MiningConfig {
@@ -96,7 +105,36 @@ impl Default for MiningConfig {
             num_query: 20,
             fp_threshold: 0.1,
             max_mined: None,
+            overlapping_pool_slides: OverlapPolicy::Error,
         }
+    }
+}
+
+impl MiningConfig {
+    /// Checks values mining cannot run with; the error names the full key.
+    pub fn validate(&self) -> Result<(), InvalidSetting> {
+        if self.num_query == 0 {
+            return Err(InvalidSetting::range(
+                "mining.num_query",
+                0,
+                "at least 1 pool patch per false positive",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.fp_threshold) {
+            return Err(InvalidSetting::range(
+                "mining.fp_threshold",
+                self.fp_threshold,
+                "a probability in [0, 1]",
+            ));
+        }
+        if self.max_mined == Some(0) {
+            return Err(InvalidSetting::range(
+                "mining.max_mined",
+                0,
+                "at least 1 (leave it out for no cap)",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -161,6 +199,9 @@ pub fn mine(
         Strategy::KnnCosine => knn_union(inputs, config.num_query, Metric::Cosine)?,
         Strategy::Random => {
             let count = knn_union(inputs, config.num_query, Metric::L2)?.len();
+            // Under a cap, draw the capped number: drawing `count` and then
+            // keeping some would favour low pool indices.
+            let count = config.max_mined.map_or(count, |cap| count.min(cap));
             let mut rng = seed::stream(inputs.seed, "mining-random", &[]);
             let mut picked = sample(&mut rng, pool_len, count).into_vec();
             picked.sort_unstable();
@@ -240,7 +281,8 @@ fn top_scored(scores: &[f64], count: usize) -> Vec<MinedPatch> {
 }
 
 /// Keeps the `cap` best mined patches: closest for kNN, highest score for
-/// `score`, lowest pool index otherwise.
+/// `score`, lowest pool index otherwise (`random` draws at most `cap`, so
+/// nothing is cut there).
 fn apply_cap(mined: &mut Vec<MinedPatch>, cap: usize, strategy: Strategy) {
     let key = |m: &MinedPatch| m.value.unwrap_or(0.0);
     match strategy {
@@ -288,8 +330,8 @@ mod tests {
         let config = MiningConfig {
             strategy,
             num_query,
-            fp_threshold: 0.1,
             max_mined: cap,
+            ..MiningConfig::default()
         };
         mine(
             &config,
@@ -378,5 +420,72 @@ mod tests {
             error.contains("3 dimensions") && error.contains("pool features 2"),
             "{error}"
         );
+    }
+
+    #[test]
+    fn capped_random_draws_the_capped_count_uniformly() {
+        // Six pool patches, one query whose 4 nearest form the kNN count;
+        // a cap of 2 must draw every one of the 15 pairs equally often (the
+        // uncapped draw of 4 cut to its 2 lowest indices favours low ones).
+        let query = Tensor::new(&[[0.0f32, 0.0]], &Device::Cpu).unwrap();
+        let pool: Vec<f32> = (0..6).flat_map(|i| [i as f32, 0.0]).collect();
+        let pool = Tensor::from_vec(pool, (6, 2), &Device::Cpu).unwrap();
+        let scores = vec![0.5; 6];
+        let config = MiningConfig {
+            strategy: Strategy::Random,
+            num_query: 4,
+            max_mined: Some(2),
+            ..MiningConfig::default()
+        };
+        let draws = 3000;
+        let mut counts: BTreeMap<Vec<usize>, usize> = BTreeMap::new();
+        for seed in 0..draws {
+            let inputs = MiningInputs {
+                query_features: &query,
+                pool_features: &pool,
+                pool_scores: &scores,
+                seed,
+            };
+            let mined = mine(&config, inputs).unwrap();
+            assert_eq!(mined.len(), 2);
+            *counts.entry(indices(&mined)).or_default() += 1;
+        }
+        assert_eq!(counts.len(), 15, "every pair is drawn: {counts:?}");
+        let expected = draws as f64 / 15.0;
+        let chi_square: f64 = counts
+            .values()
+            .map(|&n| (n as f64 - expected).powi(2) / expected)
+            .sum();
+        // scipy.stats.chi2.ppf(0.999, 14): uniform draws exceed it once in 1000.
+        let critical = 36.12327368039813;
+        assert!(chi_square < critical, "chi-square {chi_square}: {counts:?}");
+        // A cap above the kNN count draws the kNN count.
+        let uncapped = MiningConfig {
+            max_mined: Some(10),
+            ..config
+        };
+        let inputs = MiningInputs {
+            query_features: &query,
+            pool_features: &pool,
+            pool_scores: &scores,
+            seed: 0,
+        };
+        assert_eq!(mine(&uncapped, inputs).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn invalid_settings_name_their_key() {
+        assert_eq!(MiningConfig::default().validate(), Ok(()));
+        type Spoil = fn(&mut MiningConfig);
+        let cases: [(&str, Spoil); 3] = [
+            ("mining.num_query", |c| c.num_query = 0),
+            ("mining.fp_threshold", |c| c.fp_threshold = 1.5),
+            ("mining.max_mined", |c| c.max_mined = Some(0)),
+        ];
+        for (key, spoil) in cases {
+            let mut config = MiningConfig::default();
+            spoil(&mut config);
+            assert_eq!(config.validate().unwrap_err().key, key);
+        }
     }
 }

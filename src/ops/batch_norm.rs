@@ -374,7 +374,10 @@ impl CustomOp3 for BnNormalize {
         let gamma = dense_f32(s2, l2, self.name(), "gamma")?;
         let beta = dense_f32(s3, l3, self.name(), "beta")?;
         let affine = self.affine(gamma, beta);
-        let mut y = output_buffer(x.len());
+        // SAFETY: `y` has `x.len()` elements, a whole number of planes of
+        // `sh.s`; every plane's loop writes each of its elements (its source
+        // plane has the same length) before `y` is returned.
+        let mut y = unsafe { output_buffer(x.len()) };
         y.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()
@@ -583,7 +586,9 @@ impl CustomOp2 for BnGradInput {
         let sh = self.shape;
         let dy = dense_f32(s1, l1, self.name(), "grad")?;
         let x = dense_f32(s2, l2, self.name(), "input")?;
-        let mut dx = output_buffer(x.len());
+        // SAFETY: as for the forward pass: every plane of `sh.s` elements is
+        // written whole (its `dy` and `x` planes have the same length).
+        let mut dx = unsafe { output_buffer(x.len()) };
         dx.par_chunks_mut(sh.s)
             .with_min_len(sh.min_planes())
             .enumerate()

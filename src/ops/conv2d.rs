@@ -289,8 +289,9 @@ fn buffer_len(g: &ConvGeometry, rows: usize, per_chunk: usize, needed: bool) -> 
 fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     let isa = Isa::detect();
     if direct_conv::suits_forward(g, isa) {
-        // The direct kernel writes every output pixel.
-        let mut out = output_buffer(g.n * g.k * g.out_pixels());
+        // SAFETY: the direct kernel writes every output pixel before the
+        // epilogue or anything else reads `out`.
+        let mut out = unsafe { output_buffer(g.n * g.k * g.out_pixels()) };
         direct_conv::forward(g, x, w, &mut out, isa);
         if let Some(epilogue) = epilogue {
             epilogue.apply(&mut out, g.k, g.out_pixels());
@@ -303,8 +304,10 @@ fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue>) 
     let col_len = buffer_len(g, pl, per_chunk, !direct);
     let stacked_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight = Mat::dense(w, g.k, pl);
-    // Every chunk's GEMM (or its stacking) writes its whole slice.
-    let mut out = output_buffer(g.n * g.k * p);
+    // SAFETY: the chunks cover all `g.n` images, and every chunk's GEMM
+    // (without accumulation, so it does not read its destination) or its
+    // stacking writes its whole slice before anything reads `out`.
+    let mut out = unsafe { output_buffer(g.n * g.k * p) };
     with_scratch(col_len, stacked_len, |col, stacked| {
         for (n0, nb) in chunks(g.n, per_chunk) {
             let cols = nb * p;
@@ -378,8 +381,9 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let isa = Isa::detect();
     if let Some(gt) = transposed_geometry(g) {
         if direct_conv::suits_forward(&gt, isa) {
-            // The direct kernel writes every output pixel.
-            let mut dx = output_buffer(g.n * g.c * g.in_pixels());
+            // SAFETY: the direct kernel writes every output pixel (here
+            // every input pixel of `g`) before `dx` is returned.
+            let mut dx = unsafe { output_buffer(g.n * g.c * g.in_pixels()) };
             direct_conv::forward(&gt, dy, &flipped_kernels(g, w), &mut dx, isa);
             return dx;
         }
@@ -395,8 +399,10 @@ fn input_grad_lowered(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let dcol_len = buffer_len(g, pl, per_chunk, !direct);
     let dy_len = buffer_len(g, g.k, per_chunk, per_chunk > 1);
     let weight_t = Mat::dense(w, g.k, pl).t();
-    // The GEMM (pointwise) or col2im writes every image plane whole.
-    let mut dx = output_buffer(g.n * chw);
+    // SAFETY: the chunks cover all `g.n` images, and the GEMM (pointwise,
+    // without accumulation) or col2im writes every image plane whole
+    // before `dx` is returned.
+    let mut dx = unsafe { output_buffer(g.n * chw) };
     with_scratch(dcol_len, dy_len, |dcol, dy_buf| {
         for (n0, nb) in chunks(g.n, per_chunk) {
             let grad = grad_blocks(g, dy, n0, nb, dy_buf);
@@ -466,8 +472,9 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let direct = g.is_pointwise() && per_chunk == 1;
     let col_len = buffer_len(g, pl, per_chunk, !direct);
     let dy_len = buffer_len(g, g.k, per_chunk, true);
-    // The first chunk's GEMM overwrites it, later ones accumulate.
-    let mut dw_t = output_buffer(pl * g.k);
+    // SAFETY: `g.n > 0`, so there is a first chunk; its GEMM writes all of
+    // `dw_t` without reading it, and only later ones accumulate.
+    let mut dw_t = unsafe { output_buffer(pl * g.k) };
     with_scratch(col_len, dy_len, |col, dy_t| {
         for (i, (n0, nb)) in chunks(g.n, per_chunk).enumerate() {
             let cols = nb * p;
@@ -489,7 +496,9 @@ fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     });
     // `dw_t` is `pl x k`; as one "image" of `pl` channels by `k` pixels,
     // its pixel-major form is `dw` (`k x pl`).
-    let mut dw = output_buffer(g.k * pl);
+    // SAFETY: `pixels_major` writes every element of its destination (one
+    // image of `pl` channels by `g.k` pixels) before `dw` is returned.
+    let mut dw = unsafe { output_buffer(g.k * pl) };
     pixels_major(&dw_t, pl, g.k, &mut dw);
     dw
 }

@@ -31,19 +31,63 @@ pub(crate) fn num_threads() -> usize {
     candle_core::utils::get_num_threads().max(1)
 }
 
-/// A vector of `len` elements for a kernel that writes every element before
-/// anything reads it.
+/// Element types of [`output_buffer`]: plain numbers, which have no drop
+/// glue and for which writing a value never reads the old one. Sealed, so
+/// that no other type (`bool`, references, anything with a niche or a
+/// destructor) can be used there.
+pub(crate) trait Plain: Copy + sealed::Sealed {}
+
+mod sealed {
+    /// Implemented only for the types below.
+    pub trait Sealed {}
+    impl Sealed for f32 {}
+    impl Sealed for u32 {}
+}
+
+impl Plain for f32 {}
+impl Plain for u32 {}
+
+/// A vector of `len` elements that are not initialised, for a kernel that
+/// writes every element before anything reads it.
 ///
 /// Skips the zero fill: for eval-mode forward passes that fill was about a
 /// quarter of the time (a full extra pass over every output, or the page
 /// faults of fresh memory). This is the same uninitialised-output pattern
 /// candle's own CPU kernels use.
+///
+/// # Safety
+/// The caller must write all `len` elements before reading any of them
+/// (through the vector, a slice of it, or anything it is moved into). Only
+/// writes may touch the vector until then; dropping it is fine.
 #[allow(clippy::uninit_vec)]
-pub(crate) fn output_buffer<T: Copy>(len: usize) -> Vec<T> {
+pub(crate) unsafe fn output_buffer<T: Plain>(len: usize) -> Vec<T> {
     let mut buffer = Vec::with_capacity(len);
-    // SAFETY: the elements are plain numbers (`T: Copy`, f32 or u32 here)
-    // with no drop glue, and every caller overwrites all `len` of them
-    // before reading any (see the call sites).
+    // SAFETY: the capacity is `len`. The elements stay uninitialised until
+    // the caller writes them, which it must do before any read (this
+    // function's contract), so no uninitialised value is ever read: `T` is
+    // a plain number (sealed `Plain`), so storing into an element does not
+    // read or drop the old bytes, and dropping the vector reads none.
     unsafe { buffer.set_len(len) };
     buffer
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_buffers_hold_what_was_written() {
+        // SAFETY: every element is written before the vectors are read.
+        let (mut floats, mut indices) = unsafe { (output_buffer(1000), output_buffer(1000)) };
+        for (i, (f, u)) in floats.iter_mut().zip(indices.iter_mut()).enumerate() {
+            *f = i as f32 * 0.5;
+            *u = i as u32;
+        }
+        assert_eq!(floats.len(), 1000);
+        assert!(floats.iter().enumerate().all(|(i, &f)| f == i as f32 * 0.5));
+        assert!(indices.iter().enumerate().all(|(i, &u)| u == i as u32));
+        // A buffer dropped before being written reads nothing.
+        // SAFETY: nothing reads it.
+        drop(unsafe { output_buffer::<f32>(1 << 20) });
+    }
 }

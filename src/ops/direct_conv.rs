@@ -10,8 +10,9 @@
 //! pixel is a unit-stride read at a fixed offset, and a tile of output
 //! channels by 16-pixel vectors accumulates in registers over all taps.
 //!
-//! The kernels are generic over [`Lanes`] and run on AVX-512 registers where
-//! the CPU has them; the convolution op only picks them there (see
+//! The kernels are generic over [`Simd`] and run on AVX-512 registers where
+//! the CPU has them (an [`Avx512`] value, made by a runtime check, proves
+//! it); the convolution op only picks them there (see
 //! [`suits_forward`]). The portable lanes run the same arithmetic on any CPU,
 //! bit for bit, which is how the tests check these kernels everywhere.
 //! Results never depend on the thread count: each output value is one fused
@@ -19,7 +20,9 @@
 //! fixed groups of images in a fixed order.
 
 use super::geometry::ConvGeometry;
-use super::lanes::{Lanes, Portable, LANES};
+#[cfg(target_arch = "x86_64")]
+use super::lanes::Avx512;
+use super::lanes::{Lanes, Portable, PortableLanes, Simd, LANES};
 use super::scratch::with_scratch;
 use rayon::prelude::*;
 
@@ -51,7 +54,7 @@ impl Isa {
     /// AVX-512 if this CPU has it, else portable.
     pub(crate) fn detect() -> Self {
         #[cfg(target_arch = "x86_64")]
-        if super::lanes::avx512_available() {
+        if Avx512::detect().is_some() {
             return Self::Avx512;
         }
         Self::Portable
@@ -244,35 +247,40 @@ fn forward_image(
 ) {
     assert!(layout.reach() <= planes.len() && weight_t.len() == layout.taps.len() * g.k);
     assert_eq!(out.len(), g.k * g.out_pixels());
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: the CPU has AVX-512F (checked in the guard); the bounds of
-        // every access were checked above.
-        Isa::Avx512 if super::lanes::avx512_available() => unsafe {
-            forward_image_avx512(g, layout, weight_t, planes, out)
-        },
-        // SAFETY: bounds checked above.
-        _ => unsafe { forward_image_lanes::<Portable>(g, layout, weight_t, planes, out) },
+    #[cfg(target_arch = "x86_64")]
+    if let (Isa::Avx512, Some(avx512)) = (isa, Avx512::detect()) {
+        // SAFETY: the bounds of every access were checked above.
+        unsafe { forward_image_avx512(avx512, g, layout, weight_t, planes, out) };
+        return;
     }
+    // SAFETY: the bounds of every access were checked above.
+    unsafe { forward_image_lanes(Portable, g, layout, weight_t, planes, out) }
 }
 
+/// [`forward_image_lanes`] on AVX-512, compiled for it so that the lane
+/// methods inline to single instructions (`avx512` proves the CPU has it).
+///
+/// # Safety
+/// As for [`forward_image_lanes`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn forward_image_avx512(
+    avx512: Avx512,
     g: &ConvGeometry,
     layout: &PhaseLayout,
     weight_t: &[f32],
     planes: &[f32],
     out: &mut [f32],
 ) {
-    // SAFETY: the caller checked the bounds.
-    unsafe { forward_image_lanes::<super::lanes::Avx512>(g, layout, weight_t, planes, out) }
+    // SAFETY: forwarded from the caller.
+    unsafe { forward_image_lanes(avx512, g, layout, weight_t, planes, out) }
 }
 
 /// # Safety
 /// Every tap window of every output vector lies inside `planes`.
 #[inline(always)]
-unsafe fn forward_image_lanes<L: Lanes>(
+unsafe fn forward_image_lanes<S: Simd>(
+    simd: S,
     g: &ConvGeometry,
     layout: &PhaseLayout,
     weight_t: &[f32],
@@ -284,12 +292,14 @@ unsafe fn forward_image_lanes<L: Lanes>(
         let mut v = 0;
         while v + FWD_VECTORS <= vectors {
             // SAFETY: forwarded from the caller.
-            unsafe { forward_tile::<L, FWD_VECTORS>(g, layout, weight_t, planes, out, k0, v) };
+            unsafe {
+                forward_tile::<S, FWD_VECTORS>(simd, g, layout, weight_t, planes, out, k0, v)
+            };
             v += FWD_VECTORS;
         }
         for v in v..vectors {
             // SAFETY: forwarded from the caller.
-            unsafe { forward_tile::<L, 1>(g, layout, weight_t, planes, out, k0, v) };
+            unsafe { forward_tile::<S, 1>(simd, g, layout, weight_t, planes, out, k0, v) };
         }
     }
 }
@@ -299,7 +309,9 @@ unsafe fn forward_image_lanes<L: Lanes>(
 /// # Safety
 /// As for [`forward_image_lanes`].
 #[inline(always)]
-unsafe fn forward_tile<L: Lanes, const V: usize>(
+#[allow(clippy::too_many_arguments)]
+unsafe fn forward_tile<S: Simd, const V: usize>(
+    simd: S,
     g: &ConvGeometry,
     layout: &PhaseLayout,
     weight_t: &[f32],
@@ -309,14 +321,15 @@ unsafe fn forward_tile<L: Lanes, const V: usize>(
     v0: usize,
 ) {
     let base: [usize; V] = std::array::from_fn(|i| layout.plane_offset(v0 + i));
-    let mut acc = [[L::zero(); V]; FWD_CHANNELS];
+    let mut acc = [[simd.zero(); V]; FWD_CHANNELS];
     let planes = planes.as_ptr();
     for (&tap, weights) in layout.taps.iter().zip(weight_t.chunks_exact(g.k)) {
         // SAFETY: the caller guarantees every window is in bounds.
-        let xs: [L; V] = std::array::from_fn(|i| unsafe { L::load(planes.add(tap + base[i])) });
+        let xs: [S::Lanes; V] =
+            std::array::from_fn(|i| unsafe { simd.load(planes.add(tap + base[i])) });
         let weights = &weights[k0..k0 + FWD_CHANNELS];
         for (row, &weight) in acc.iter_mut().zip(weights) {
-            let weight = L::splat(weight);
+            let weight = simd.splat(weight);
             for (sum, &x) in row.iter_mut().zip(&xs) {
                 *sum = weight.mul_add(x, *sum);
             }
@@ -365,10 +378,10 @@ pub(crate) fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32], isa: Isa) -> 
         })
         .collect();
     // Tasks in order, then each (k, tap)'s lanes in a fixed tree.
-    let mut total = vec![Portable::zero(); g.k * taps];
+    let mut total = vec![Portable.zero(); g.k * taps];
     for partial in &partials {
         for (sum, lanes) in total.iter_mut().zip(partial) {
-            *sum = sum.add(Portable::from(*lanes));
+            *sum = sum.add(PortableLanes::from(*lanes));
         }
     }
     total.iter().map(|lanes| lanes.sum()).collect()
@@ -397,35 +410,40 @@ fn weight_grad_image(
     let vectors = layout.vectors;
     assert!(layout.reach() <= planes.len() && dy_vectors.len() == g.k * vectors * LANES);
     assert_eq!(partial.len(), g.k * layout.taps.len());
-    match isa {
-        #[cfg(target_arch = "x86_64")]
-        // SAFETY: as in `forward_image`.
-        Isa::Avx512 if super::lanes::avx512_available() => unsafe {
-            weight_grad_avx512(g, layout, planes, dy_vectors, partial)
-        },
-        // SAFETY: bounds checked above.
-        _ => unsafe { weight_grad_lanes::<Portable>(g, layout, planes, dy_vectors, partial) },
+    #[cfg(target_arch = "x86_64")]
+    if let (Isa::Avx512, Some(avx512)) = (isa, Avx512::detect()) {
+        // SAFETY: the bounds of every access were checked above.
+        unsafe { weight_grad_avx512(avx512, g, layout, planes, dy_vectors, partial) };
+        return;
     }
+    // SAFETY: the bounds of every access were checked above.
+    unsafe { weight_grad_lanes(Portable, g, layout, planes, dy_vectors, partial) }
 }
 
+/// [`weight_grad_lanes`] on AVX-512 (see [`forward_image_avx512`]).
+///
+/// # Safety
+/// As for [`weight_grad_lanes`].
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 unsafe fn weight_grad_avx512(
+    avx512: Avx512,
     g: &ConvGeometry,
     layout: &PhaseLayout,
     planes: &[f32],
     dy_vectors: &[f32],
     partial: &mut [[f32; LANES]],
 ) {
-    // SAFETY: the caller checked the bounds.
-    unsafe { weight_grad_lanes::<super::lanes::Avx512>(g, layout, planes, dy_vectors, partial) }
+    // SAFETY: forwarded from the caller.
+    unsafe { weight_grad_lanes(avx512, g, layout, planes, dy_vectors, partial) }
 }
 
 /// # Safety
 /// Every tap window of every output vector lies inside `planes`, and
 /// `dy_vectors` holds `g.k` planes of whole vectors.
 #[inline(always)]
-unsafe fn weight_grad_lanes<L: Lanes>(
+unsafe fn weight_grad_lanes<S: Simd>(
+    simd: S,
     g: &ConvGeometry,
     layout: &PhaseLayout,
     planes: &[f32],
@@ -438,13 +456,13 @@ unsafe fn weight_grad_lanes<L: Lanes>(
         while t + WGRAD_TAPS <= taps {
             // SAFETY: forwarded from the caller.
             unsafe {
-                weight_grad_tile::<L, WGRAD_TAPS>(layout, planes, dy_vectors, partial, k0, t)
+                weight_grad_tile::<S, WGRAD_TAPS>(simd, layout, planes, dy_vectors, partial, k0, t)
             };
             t += WGRAD_TAPS;
         }
         for t in t..taps {
             // SAFETY: forwarded from the caller.
-            unsafe { weight_grad_tile::<L, 1>(layout, planes, dy_vectors, partial, k0, t) };
+            unsafe { weight_grad_tile::<S, 1>(simd, layout, planes, dy_vectors, partial, k0, t) };
         }
     }
 }
@@ -455,7 +473,8 @@ unsafe fn weight_grad_lanes<L: Lanes>(
 /// # Safety
 /// As for [`weight_grad_lanes`].
 #[inline(always)]
-unsafe fn weight_grad_tile<L: Lanes, const T: usize>(
+unsafe fn weight_grad_tile<S: Simd, const T: usize>(
+    simd: S,
     layout: &PhaseLayout,
     planes: &[f32],
     dy_vectors: &[f32],
@@ -467,13 +486,16 @@ unsafe fn weight_grad_tile<L: Lanes, const T: usize>(
     let vectors = layout.vectors;
     let dy_plane = vectors * LANES;
     let (planes, dy) = (planes.as_ptr(), dy_vectors.as_ptr());
-    let mut acc = [[L::zero(); T]; WGRAD_CHANNELS];
+    let mut acc = [[simd.zero(); T]; WGRAD_CHANNELS];
     for v in 0..vectors {
         let base = layout.plane_offset(v);
         // SAFETY: the caller guarantees both reads are in bounds.
-        let dys: [L; WGRAD_CHANNELS] =
-            std::array::from_fn(|kk| unsafe { L::load(dy.add((k0 + kk) * dy_plane + v * LANES)) });
-        let xs: [L; T] = std::array::from_fn(|j| unsafe { L::load(planes.add(taps[j] + base)) });
+        let dys: [S::Lanes; WGRAD_CHANNELS] = std::array::from_fn(|kk| unsafe {
+            simd.load(dy.add((k0 + kk) * dy_plane + v * LANES))
+        });
+        // SAFETY: as above.
+        let xs: [S::Lanes; T] =
+            std::array::from_fn(|j| unsafe { simd.load(planes.add(taps[j] + base)) });
         for (row, &d) in acc.iter_mut().zip(&dys) {
             for (sum, &x) in row.iter_mut().zip(&xs) {
                 *sum = d.mul_add(x, *sum);
@@ -485,7 +507,7 @@ unsafe fn weight_grad_tile<L: Lanes, const T: usize>(
         for (j, sum) in row.iter().enumerate() {
             let slot = &mut partial[(k0 + kk) * all_taps + t0 + j];
             // SAFETY: `slot` holds LANES floats.
-            let updated = unsafe { L::load(slot.as_ptr()) }.add(*sum);
+            let updated = unsafe { simd.load(slot.as_ptr()) }.add(*sum);
             *slot = updated.to_array();
         }
     }

@@ -2,30 +2,51 @@
 //! AVX-512 register and a portable array.
 //!
 //! The direct convolution kernels (`super::direct_conv`) are written once,
-//! generic over [`Lanes`]; the AVX-512 instantiation runs where the CPU has
+//! generic over [`Simd`]; the AVX-512 instantiation runs where the CPU has
 //! it, and the portable one runs on any CPU (the tests use it everywhere to
 //! check the kernels' arithmetic). Every operation is
 //! lane-wise and exactly rounded (fused multiply-add rounds once in both),
 //! so the two give bit-identical results for the same sequence of calls.
+//!
+//! Running AVX-512 instructions on a CPU without them is undefined
+//! behaviour, so the AVX-512 lanes cannot be made without proof: lanes come
+//! only from a [`Simd`] value, and an [`Avx512`] value only from
+//! [`Avx512::detect`], a runtime check. No safe function here can run an
+//! instruction the CPU lacks.
 
 /// Number of f32 lanes in one [`Lanes`] value.
 pub(crate) const LANES: usize = 16;
 
-/// A vector of [`LANES`] f32 values.
+/// An instruction set that computes [`Lanes`]. A value of it is the proof
+/// that this CPU executes those instructions: lanes are made only through
+/// one (`zero`, `splat`, `load`), so every lane value carries that proof and
+/// the lane arithmetic is safe to call from any code.
 ///
 /// # Safety
-/// Implementations of the pointer methods read or write exactly the lanes
-/// their documentation names; callers guarantee those are in bounds.
-pub(crate) unsafe trait Lanes: Copy {
+/// A value of an implementing type may exist only on a CPU that executes
+/// the instructions of `Self::Lanes`; a type for an optional extension is
+/// constructed only after a runtime check (see [`Avx512::detect`]).
+pub(crate) unsafe trait Simd: Copy {
+    /// The lane vector this instruction set computes.
+    type Lanes: Lanes;
     /// All lanes zero.
-    fn zero() -> Self;
+    fn zero(self) -> Self::Lanes;
     /// All lanes `value`.
-    fn splat(value: f32) -> Self;
+    fn splat(self, value: f32) -> Self::Lanes;
     /// Loads `LANES` consecutive floats from `ptr` (no alignment needed).
     ///
     /// # Safety
     /// `ptr..ptr + LANES` must be readable.
-    unsafe fn load(ptr: *const f32) -> Self;
+    unsafe fn load(self, ptr: *const f32) -> Self::Lanes;
+}
+
+/// A vector of [`LANES`] f32 values, made by its [`Simd`].
+///
+/// # Safety
+/// `store_first` writes exactly the lanes its documentation names, and the
+/// safe methods run only instructions that the [`Simd`] value that made the
+/// vector proves available.
+pub(crate) unsafe trait Lanes: Copy {
     /// Stores the first `n` lanes (`n <= LANES`) to `ptr..ptr + n`.
     ///
     /// # Safety
@@ -54,37 +75,49 @@ pub(crate) unsafe trait Lanes: Copy {
     }
 }
 
-/// Portable lanes: a plain array, one `f32::mul_add` per lane.
-#[derive(Clone, Copy)]
-pub(crate) struct Portable([f32; LANES]);
+/// The portable instruction set: plain arrays, one `f32::mul_add` per
+/// lane. It runs on every CPU, so anyone may make one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Portable;
 
-impl From<[f32; LANES]> for Portable {
+/// Portable lanes: a plain array.
+#[derive(Clone, Copy)]
+pub(crate) struct PortableLanes([f32; LANES]);
+
+impl From<[f32; LANES]> for PortableLanes {
     fn from(lanes: [f32; LANES]) -> Self {
         Self(lanes)
     }
 }
 
-// SAFETY: `load` reads and `store_first` writes exactly the documented lanes.
-unsafe impl Lanes for Portable {
+// SAFETY: portable lanes use no optional instructions, so they run on every CPU.
+unsafe impl Simd for Portable {
+    type Lanes = PortableLanes;
+
     #[inline(always)]
-    fn zero() -> Self {
-        Self([0.0; LANES])
+    fn zero(self) -> PortableLanes {
+        PortableLanes([0.0; LANES])
     }
 
     #[inline(always)]
-    fn splat(value: f32) -> Self {
-        Self([value; LANES])
+    fn splat(self, value: f32) -> PortableLanes {
+        PortableLanes([value; LANES])
     }
 
     #[inline(always)]
-    unsafe fn load(ptr: *const f32) -> Self {
+    unsafe fn load(self, ptr: *const f32) -> PortableLanes {
         // SAFETY: the caller guarantees LANES readable floats.
-        Self(unsafe { ptr.cast::<[f32; LANES]>().read_unaligned() })
+        PortableLanes(unsafe { ptr.cast::<[f32; LANES]>().read_unaligned() })
     }
+}
 
+// SAFETY: `store_first` copies exactly `n.min(LANES)` floats; the other
+// methods are plain Rust.
+unsafe impl Lanes for PortableLanes {
     #[inline(always)]
     unsafe fn store_first(self, ptr: *mut f32, n: usize) {
-        // SAFETY: the caller guarantees `n` writable floats.
+        // SAFETY: the caller guarantees `n` writable floats, and at most
+        // `n` are written.
         unsafe { std::ptr::copy_nonoverlapping(self.0.as_ptr(), ptr, n.min(LANES)) };
     }
 
@@ -105,78 +138,99 @@ unsafe impl Lanes for Portable {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) use avx512::{avx512_available, Avx512};
+pub(crate) use avx512::Avx512;
 
 #[cfg(target_arch = "x86_64")]
 mod avx512 {
-    use super::{Lanes, LANES};
+    use super::{Lanes, Simd, LANES};
     use std::arch::x86_64::*;
-    use std::sync::OnceLock;
 
-    /// Whether this CPU runs AVX-512F code (checked once).
-    pub(crate) fn avx512_available() -> bool {
-        static AVAILABLE: OnceLock<bool> = OnceLock::new();
-        *AVAILABLE.get_or_init(|| std::arch::is_x86_feature_detected!("avx512f"))
+    /// The AVX-512F instruction set, as a proof that this CPU has it: the
+    /// only way to get one is [`Avx512::detect`].
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) struct Avx512 {
+        _checked: (),
     }
 
-    /// One AVX-512 register.
+    impl Avx512 {
+        /// The instruction set if this CPU runs AVX-512F code, else `None`
+        /// (std caches the CPU's answer, so this is cheap to call often).
+        pub(crate) fn detect() -> Option<Self> {
+            std::arch::is_x86_feature_detected!("avx512f").then_some(Self { _checked: () })
+        }
+    }
+
+    /// One AVX-512 register. Only an [`Avx512`] value makes one, so its
+    /// existence proves the instructions its methods run are available.
     ///
-    /// Its methods may only run inside a function compiled with
-    /// `#[target_feature(enable = "avx512f")]` on a CPU that has it (checked
-    /// with [`avx512_available`]); the kernels inline them into such entry
-    /// points.
+    /// The methods are `#[inline(always)]`: inside a function compiled with
+    /// `#[target_feature(enable = "avx512f")]` (the kernels' entry points)
+    /// they become single instructions; elsewhere they still compute the
+    /// same values, through calls.
     #[derive(Clone, Copy)]
-    pub(crate) struct Avx512(__m512);
+    pub(crate) struct Avx512Lanes(__m512);
 
-    // SAFETY: `load` reads and `store_first` writes exactly the documented
-    // lanes (the store is masked to the first `n`).
-    unsafe impl Lanes for Avx512 {
+    // SAFETY: `Avx512` has a private field and is built only by `detect`,
+    // after the CPU reported AVX-512F.
+    unsafe impl Simd for Avx512 {
+        type Lanes = Avx512Lanes;
+
         #[inline(always)]
-        fn zero() -> Self {
-            // SAFETY: only reached from avx512f entry points (see the type).
-            Self(unsafe { _mm512_setzero_ps() })
+        fn zero(self) -> Avx512Lanes {
+            // SAFETY: `self` proves the CPU has AVX-512F.
+            Avx512Lanes(unsafe { _mm512_setzero_ps() })
         }
 
         #[inline(always)]
-        fn splat(value: f32) -> Self {
-            // SAFETY: as for `zero`.
-            Self(unsafe { _mm512_set1_ps(value) })
+        fn splat(self, value: f32) -> Avx512Lanes {
+            // SAFETY: `self` proves the CPU has AVX-512F.
+            Avx512Lanes(unsafe { _mm512_set1_ps(value) })
         }
 
         #[inline(always)]
-        unsafe fn load(ptr: *const f32) -> Self {
-            // SAFETY: the caller guarantees LANES readable floats.
-            Self(unsafe { _mm512_loadu_ps(ptr) })
+        unsafe fn load(self, ptr: *const f32) -> Avx512Lanes {
+            // SAFETY: `self` proves the CPU has AVX-512F, and the caller
+            // guarantees LANES readable floats (an unaligned load).
+            Avx512Lanes(unsafe { _mm512_loadu_ps(ptr) })
         }
+    }
 
+    // SAFETY: an `Avx512Lanes` exists only where an `Avx512` made it, so
+    // the CPU has AVX-512F; `store_first` writes LANES floats when
+    // `n >= LANES` and otherwise masks the store to the first `n`.
+    unsafe impl Lanes for Avx512Lanes {
         #[inline(always)]
         unsafe fn store_first(self, ptr: *mut f32, n: usize) {
             if n >= LANES {
-                // SAFETY: the caller guarantees LANES writable floats.
+                // SAFETY: AVX-512F is available (see the impl); the caller
+                // guarantees `n >= LANES` writable floats.
                 unsafe { _mm512_storeu_ps(ptr, self.0) };
             } else {
                 let mask = ((1u32 << n) - 1) as __mmask16;
-                // SAFETY: masked lanes are neither read nor written.
+                // SAFETY: AVX-512F is available (see the impl); the mask
+                // keeps the store to the first `n` floats, which the caller
+                // guarantees writable (masked lanes are not accessed).
                 unsafe { _mm512_mask_storeu_ps(ptr, mask, self.0) };
             }
         }
 
         #[inline(always)]
         fn mul_add(self, a: Self, acc: Self) -> Self {
-            // SAFETY: as for `zero`.
+            // SAFETY: AVX-512F is available (see the impl).
             Self(unsafe { _mm512_fmadd_ps(self.0, a.0, acc.0) })
         }
 
         #[inline(always)]
         fn add(self, other: Self) -> Self {
-            // SAFETY: as for `zero`.
+            // SAFETY: AVX-512F is available (see the impl).
             Self(unsafe { _mm512_add_ps(self.0, other.0) })
         }
 
         #[inline(always)]
         fn to_array(self) -> [f32; LANES] {
             let mut out = [0.0; LANES];
-            // SAFETY: `out` holds LANES floats.
+            // SAFETY: AVX-512F is available (see the impl), and `out`
+            // holds LANES floats.
             unsafe { _mm512_storeu_ps(out.as_mut_ptr(), self.0) };
             out
         }
@@ -187,25 +241,26 @@ mod avx512 {
 mod tests {
     use super::*;
 
-    /// Runs every operation on `L` over fixed inputs and returns all results.
-    fn exercise<L: Lanes>() -> Vec<f32> {
+    /// Runs every operation of `simd`'s lanes over fixed inputs and returns
+    /// all results.
+    fn exercise<S: Simd>(simd: S) -> Vec<f32> {
         let a: Vec<f32> = (0..LANES).map(|i| 0.1 + i as f32 / 3.0).collect();
         let b: Vec<f32> = (0..LANES).map(|i| 1.0 / (1.0 + i as f32)).collect();
+        let mut out = vec![f32::NAN; 2 * LANES];
         // SAFETY: both vectors hold LANES floats, `out` 2 * LANES.
         unsafe {
-            let (x, y) = (L::load(a.as_ptr()), L::load(b.as_ptr()));
-            let fused = x.mul_add(y, L::splat(-0.3)).add(L::zero());
-            let mut out = vec![f32::NAN; 2 * LANES];
+            let (x, y) = (simd.load(a.as_ptr()), simd.load(b.as_ptr()));
+            let fused = x.mul_add(y, simd.splat(-0.3)).add(simd.zero());
             fused.store_first(out.as_mut_ptr(), LANES);
             fused.store_first(out.as_mut_ptr().add(LANES), 5);
             out.push(fused.sum());
-            out
         }
+        out
     }
 
     #[test]
     fn portable_lanes_compute_fused_products_and_partial_stores() {
-        let out = exercise::<Portable>();
+        let out = exercise(Portable);
         for (i, &value) in out[..LANES].iter().enumerate() {
             let expected = (0.1 + i as f32 / 3.0).mul_add(1.0 / (1.0 + i as f32), -0.3);
             assert_eq!(value, expected);
@@ -219,18 +274,23 @@ mod tests {
     #[cfg(target_arch = "x86_64")]
     #[test]
     fn avx512_lanes_are_bit_identical_to_portable_ones() {
-        if !avx512_available() {
+        let Some(avx512) = Avx512::detect() else {
+            assert!(!std::arch::is_x86_feature_detected!("avx512f"));
             eprintln!("no AVX-512 on this CPU: nothing to compare");
             return;
-        }
+        };
         #[target_feature(enable = "avx512f")]
-        fn run() -> Vec<f32> {
-            exercise::<Avx512>()
+        fn inlined(avx512: Avx512) -> Vec<f32> {
+            exercise(avx512)
         }
-        // SAFETY: the CPU has AVX-512F (checked above).
-        let fast = unsafe { run() };
-        let portable = exercise::<Portable>();
+        // SAFETY: `avx512` proves the CPU has AVX-512F.
+        let fast = unsafe { inlined(avx512) };
+        // The safe lane methods called from code compiled without the
+        // feature: sound, since the value proves the CPU has it, and equal.
+        let called = exercise(avx512);
+        let portable = exercise(Portable);
         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&fast), bits(&portable));
+        assert_eq!(bits(&called), bits(&portable));
     }
 }

@@ -213,8 +213,17 @@ impl CustomOp1 for MaxPool {
         let (n, c, _, _) = layout.shape().dims4()?;
         let wd = self.window;
         let (in_plane, out_plane) = (wd.h * wd.w, wd.oh * wd.ow);
-        let mut out = output_buffer(n * c * out_plane);
-        let mut argmax = output_buffer(n * c * out_plane);
+        // SAFETY: `x` holds `n * c` input planes, so the zip below pairs
+        // every output plane with one, and `pool_columns` writes every
+        // value and index of its output plane (the first row of each
+        // window sets them; later rows only compare) before either
+        // buffer is read.
+        let (mut out, mut argmax) = unsafe {
+            (
+                output_buffer(n * c * out_plane),
+                output_buffer(n * c * out_plane),
+            )
+        };
         let rows: Vec<_> = (0..wd.oh).map(|i| wd.span(i, wd.h)).collect();
         let first_columns: Vec<u32> = (0..wd.ow).map(|j| wd.span(j, wd.w).start as u32).collect();
         let taps = wd.column_taps();

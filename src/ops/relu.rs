@@ -94,7 +94,9 @@ impl CustomOp1 for Relu {
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
         let x = dense_f32(s, l, self.name(), "input")?;
-        let mut y = output_buffer(x.len());
+        // SAFETY: `y` and `x` have the same length, so their chunks pair up
+        // exactly and the loop writes every element of `y`.
+        let mut y = unsafe { output_buffer(x.len()) };
         y.par_chunks_mut(GRAIN)
             .zip(x.par_chunks(GRAIN))
             .for_each(|(out, src)| {
@@ -113,7 +115,10 @@ impl CustomOp1 for Relu {
 /// `f(a[i], b[i])` for every element of two equally long slices, in
 /// parallel.
 fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = output_buffer(a.len());
+    assert_eq!(a.len(), b.len(), "zip_map needs equally long slices");
+    // SAFETY: `out`, `a` and `b` have the same length, so their chunks pair
+    // up exactly and the loop writes every element of `out`.
+    let mut out = unsafe { output_buffer(a.len()) };
     out.par_chunks_mut(GRAIN)
         .zip(a.par_chunks(GRAIN).zip(b.par_chunks(GRAIN)))
         .for_each(|(out, (a, b))| {

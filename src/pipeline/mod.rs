@@ -14,7 +14,9 @@ pub mod fp_query;
 use crate::data::prepare::PreparedData;
 use crate::data::PatchKind;
 use crate::metrics::binary::BinaryMetrics;
-use crate::mining::{mine, MinedPatch, MiningConfig, MiningError, MiningInputs};
+use crate::mining::{
+    eligible_pool, mine, MinedPatch, MiningConfig, MiningError, MiningInputs, OverlapError,
+};
 use crate::model::resnet::{ResNet, ResNetConfig};
 use crate::seed;
 use crate::train::evaluate::{embed_and_score, evaluate, Evaluation};
@@ -38,6 +40,9 @@ pub enum PipelineError {
     /// Mining failed.
     #[error(transparent)]
     Mining(#[from] MiningError),
+    /// The pool holds patches of held-out slides.
+    #[error(transparent)]
+    PoolOverlap(#[from] OverlapError),
     /// Metrics could not be computed.
     #[error("metrics of the {stage} model: {message}")]
     Metrics {
@@ -206,19 +211,46 @@ pub fn query(
     })
 }
 
-/// Selects pool patches for one mining configuration.
+/// Selects pool patches for one mining configuration, from the pool
+/// patches `mining.overlapping_pool_slides` allows (see
+/// [`crate::mining::overlap`]); pool indices refer to the whole pool.
 pub fn mine_pool(
+    data: &PreparedData,
     query: &Query,
     mining: &MiningConfig,
     seed: u64,
 ) -> Result<Vec<MinedPatch>, PipelineError> {
+    let eligible = eligible_pool(
+        &data.dataset.hard,
+        &data.dataset.pool,
+        &data.split,
+        mining.overlapping_pool_slides,
+    )?;
+    let seed = seed::derive_u64(seed, "mining", &[]);
+    if eligible.len() == query.pool_scores.len() {
+        let inputs = MiningInputs {
+            query_features: &query.fp_features,
+            pool_features: &query.pool_features,
+            pool_scores: &query.pool_scores,
+            seed,
+        };
+        return Ok(mine(mining, inputs)?);
+    }
+    let rows: Vec<u32> = eligible.iter().map(|&j| j as u32).collect();
+    let rows = Tensor::new(rows, query.pool_features.device())?;
+    let pool_features = query.pool_features.index_select(&rows, 0)?;
+    let pool_scores: Vec<f64> = eligible.iter().map(|&j| query.pool_scores[j]).collect();
     let inputs = MiningInputs {
         query_features: &query.fp_features,
-        pool_features: &query.pool_features,
-        pool_scores: &query.pool_scores,
-        seed: seed::derive_u64(seed, "mining", &[]),
+        pool_features: &pool_features,
+        pool_scores: &pool_scores,
+        seed,
     };
-    Ok(mine(mining, inputs)?)
+    let mut mined = mine(mining, inputs)?;
+    for patch in &mut mined {
+        patch.pool_index = eligible[patch.pool_index];
+    }
+    Ok(mined)
 }
 
 /// Training indices of the strong model: the training split plus the mined pool patches.
@@ -299,12 +331,12 @@ mod tests {
                     strategy,
                     num_query: 3,
                     fp_threshold: 0.0,
-                    max_mined: None,
+                    ..MiningConfig::default()
                 };
                 let mined = if strategy == Strategy::None {
                     Vec::new()
                 } else {
-                    mine_pool(&query, &mining, spec.seed).unwrap()
+                    mine_pool(data, &query, &mining, spec.seed).unwrap()
                 };
                 let strong = if mined.is_empty() {
                     weak.clone()
@@ -378,5 +410,62 @@ mod tests {
             assert_eq!(x.1, y.1);
             assert_eq!(x.2.test.scores, y.2.test.scores);
         }
+    }
+
+    #[test]
+    fn pool_patches_of_held_out_slides_are_refused_dropped_or_kept() {
+        use crate::mining::OverlapPolicy;
+        let dir = tempfile::tempdir().unwrap();
+        let mut data = tiny_data(dir.path());
+        // Pool patches 0 and 1 claim a test and a validation slide.
+        let test_slide = data.dataset.hard[data.split.test[0]].slide.clone();
+        let valid_slide = data.dataset.hard[data.split.valid[0]].slide.clone();
+        data.dataset.pool[0].slide = test_slide.clone();
+        data.dataset.pool[1].slide = valid_slide.clone();
+        // One false positive at the origin; pool patches 0 and 1 sit on it,
+        // the others farther out in order.
+        let pool_len = data.dataset.pool.len();
+        let pool: Vec<f32> = (0..pool_len)
+            .flat_map(|j| [j.saturating_sub(1) as f32, 0.0])
+            .collect();
+        let query = Query {
+            false_positives: Vec::new(),
+            fp_features: Tensor::new(&[[0.0f32, 0.0]], &Device::Cpu).unwrap(),
+            pool_features: Tensor::from_vec(pool, (pool_len, 2), &Device::Cpu).unwrap(),
+            pool_scores: vec![0.5; pool_len],
+        };
+        let mining = |strategy, policy| MiningConfig {
+            strategy,
+            num_query: 3,
+            overlapping_pool_slides: policy,
+            ..MiningConfig::default()
+        };
+        let mined = |strategy, policy| {
+            let found = mine_pool(&data, &query, &mining(strategy, policy), 1).unwrap();
+            found.iter().map(|m| m.pool_index).collect::<Vec<_>>()
+        };
+        let error = mine_pool(
+            &data,
+            &query,
+            &mining(Strategy::KnnL2, OverlapPolicy::Error),
+            1,
+        )
+        .expect_err("held-out slides in the pool are an error")
+        .to_string();
+        assert!(
+            error.contains(&format!(" {test_slide} (test"))
+                && error.contains(&format!(" {valid_slide} (valid")),
+            "{error}"
+        );
+        assert_eq!(mined(Strategy::KnnL2, OverlapPolicy::Keep), [0, 1, 2]);
+        // Dropped: the nearest of the rest, with indices of the whole pool.
+        assert_eq!(mined(Strategy::KnnL2, OverlapPolicy::Drop), [2, 3, 4]);
+        let all = mined(Strategy::All, OverlapPolicy::Drop);
+        assert_eq!(all, (2..pool_len).collect::<Vec<_>>());
+        let random = mined(Strategy::Random, OverlapPolicy::Drop);
+        assert!(
+            random.len() == 3 && random.iter().all(|&j| j >= 2),
+            "{random:?}"
+        );
     }
 }

@@ -9,11 +9,67 @@
 //!
 //! The table is read here, from the experiment file's text, rather than
 //! through the experiment settings: it changes only how results are shown,
-//! never what is run. Other keys of the file are ignored.
+//! never what is run. Other keys of the file are ignored. Loading an
+//! experiment checks the table's form first ([`validate_table`]), so a typo
+//! fails before a long run rather than at its report.
 
 use super::load::ResultsTable;
 use super::ReportError;
+use crate::setting::InvalidSetting;
 use std::path::Path;
+
+/// Keys of the `[report]` table.
+const REPORT_KEYS: [&str; 2] = ["metrics", "roc_cell"];
+
+/// Checks a `[report]` table without results: known keys, `metrics` a
+/// non-empty list of `results.csv` metric columns, `roc_cell` a cell index
+/// below `cells`.
+pub fn validate_table(report: &toml::Table, cells: usize) -> Result<(), InvalidSetting> {
+    for key in report.keys() {
+        if !REPORT_KEYS.contains(&key.as_str()) {
+            let close = REPORT_KEYS
+                .iter()
+                .find(|known| strsim::levenshtein(key, known) <= 2)
+                .map(|known| format!("; did you mean `{known}`?"))
+                .unwrap_or_default();
+            return Err(InvalidSetting::new(
+                format!("report.{key}"),
+                format!("unknown key `report.{key}`, expected one of `metrics`, `roc_cell`{close}"),
+            ));
+        }
+    }
+    if let Some(value) = report.get("metrics") {
+        let known: Vec<&str> = crate::runner::results::numeric_columns().collect();
+        let expected = format!("a non-empty list of metric names from {}", known.join(", "));
+        let names = value
+            .as_array()
+            .filter(|list| !list.is_empty())
+            .ok_or_else(|| InvalidSetting::range("report.metrics", value, &expected))?;
+        for name in names {
+            if !name.as_str().is_some_and(|n| known.contains(&n)) {
+                return Err(InvalidSetting::range(
+                    "report.metrics",
+                    name,
+                    &format!("metric names from {}", known.join(", ")),
+                ));
+            }
+        }
+    }
+    if let Some(value) = report.get("roc_cell") {
+        let in_range = value
+            .as_integer()
+            .and_then(|c| usize::try_from(c).ok())
+            .is_some_and(|c| c < cells);
+        if !in_range {
+            return Err(InvalidSetting::range(
+                "report.roc_cell",
+                value,
+                &format!("a cell index from 0 to {}", cells.saturating_sub(1)),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Metrics shown when `[report] metrics` is absent.
 pub const DEFAULT_METRICS: [&str; 4] = ["auroc", "auprc", "sensitivity", "specificity"];
@@ -280,5 +336,38 @@ mod tests {
         assert_eq!(metric_label("sensitivity"), "Sensitivity");
         assert!(!higher_is_better("loss"));
         assert_eq!(strategy_label("none"), "none (weak model)");
+    }
+
+    #[test]
+    fn the_table_is_checked_without_results() {
+        let check = |text: &str| {
+            let table: toml::Table = text.parse().unwrap();
+            validate_table(&table, 4)
+        };
+        assert_eq!(
+            check("metrics = [\"auroc\", \"mined\"]\nroc_cell = 3"),
+            Ok(())
+        );
+        let cases = [
+            (
+                "metric = [\"auroc\"]",
+                "report.metric",
+                "did you mean `metrics`?",
+            ),
+            ("metrics = []", "report.metrics", "a non-empty list"),
+            ("metrics = \"auroc\"", "report.metrics", "a non-empty list"),
+            (
+                "metrics = [\"aurco\"]",
+                "report.metrics",
+                "= \"aurco\": expected metric names",
+            ),
+            ("roc_cell = 4", "report.roc_cell", "from 0 to 3"),
+            ("roc_cell = -1", "report.roc_cell", "from 0 to 3"),
+        ];
+        for (text, key, message) in cases {
+            let error = check(text).unwrap_err();
+            assert_eq!(error.key, key, "{text}");
+            assert!(error.message.contains(message), "{text}: {error}");
+        }
     }
 }

@@ -842,7 +842,12 @@ fn run_cell(
                 stage: "mining",
                 cached: false,
             });
-            let mined = mine_pool(&query, &cell.config.mining, training_seed(&cell.config))?;
+            let mined = mine_pool(
+                data,
+                &query,
+                &cell.config.mining,
+                training_seed(&cell.config),
+            )?;
             let record = MiningRecord {
                 mined,
                 false_positives: query

@@ -78,6 +78,15 @@ mod tests {
     }
 
     #[test]
+    fn results_columns_follow_the_negative_kinds() {
+        let columns = crate::runner::results::CELL_COLUMNS;
+        let start = columns.iter().position(|c| *c == "fp_mimic").unwrap();
+        for (i, &kind) in NEGATIVE_KINDS.iter().enumerate() {
+            assert_eq!(columns[start + i], fp_column(kind));
+        }
+    }
+
+    #[test]
     fn unknown_kinds_give_none() {
         let unknown = [patch(None)];
         assert_eq!(false_positive_kinds(&unknown, &[0]), None);

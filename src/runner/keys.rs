@@ -86,6 +86,7 @@ impl StageKeys {
             "strategy": config.mining.strategy,
             "num_query": config.mining.num_query,
             "max_mined": config.mining.max_mined,
+            "overlapping_pool_slides": config.mining.overlapping_pool_slides,
         }));
         Self {
             data,

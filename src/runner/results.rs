@@ -4,7 +4,7 @@
 
 use super::error::one_line;
 use super::execute::{CellOutcomes, CellResult, ModelRecord};
-use super::found::{fp_column, NEGATIVE_KINDS};
+use super::found::NEGATIVE_KINDS;
 use super::plan::{CellPlan, Plan};
 use crate::experiment::load::plain;
 use crate::experiment::matrix::{FOLD_KEY, SEED_KEY};
@@ -27,6 +27,30 @@ pub const METRIC_COLUMNS: [&str; 12] = [
     "tn",
     "fn",
 ];
+
+/// Columns of `results.csv` about the cell's data and mining, after the
+/// metrics: the weak model's false positives (in all and, for synthetic
+/// data, per negative kind in [`NEGATIVE_KINDS`] order), the mined set's
+/// size and mimic share, and the pool's mimic share (its base rate).
+pub const CELL_COLUMNS: [&str; 10] = [
+    "false_positives",
+    "mined",
+    "mimic_fraction",
+    "pool_mimic_fraction",
+    "fp_mimic",
+    "fp_tumour_nest",
+    "fp_empty_vessel",
+    "fp_stroma",
+    "train_size",
+    "best_epoch",
+];
+
+/// Every numeric column of `results.csv` (the names `[report] metrics` may use).
+pub fn numeric_columns() -> impl Iterator<Item = &'static str> {
+    std::iter::once("n_test")
+        .chain(METRIC_COLUMNS)
+        .chain(CELL_COLUMNS)
+}
 
 /// Axis columns: every matrix key except the replicates (which have their own columns).
 pub fn axis_columns(plan: &Plan) -> Vec<String> {
@@ -66,22 +90,8 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
         .map(|s| s.to_string()),
     );
     header.extend(METRIC_COLUMNS.iter().map(|s| s.to_string()));
-    header.extend(
-        [
-            "false_positives",
-            "mined",
-            "mimic_fraction",
-            "pool_mimic_fraction",
-        ]
-        .iter()
-        .map(|s| s.to_string()),
-    );
-    header.extend(NEGATIVE_KINDS.map(fp_column));
-    header.extend(
-        ["train_size", "best_epoch", "trained"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
+    header.extend(CELL_COLUMNS.iter().map(|s| s.to_string()));
+    header.push("trained".into());
     writer.write_record(&header)?;
     for (cell, outcome) in plan.cells.iter().zip(outcomes) {
         let Some(outcome) = outcome else { continue };
@@ -112,7 +122,7 @@ pub fn results_csv(plan: &Plan, outcomes: &CellOutcomes) -> Result<Vec<u8>, csv:
                     row.extend(["failed".to_string(), one_line(error.as_ref())]);
                     row.extend(std::iter::repeat_n(
                         String::new(),
-                        1 + METRIC_COLUMNS.len() + 7 + NEGATIVE_KINDS.len(),
+                        1 + METRIC_COLUMNS.len() + CELL_COLUMNS.len() + 1,
                     ));
                 }
             }

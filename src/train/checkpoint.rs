@@ -1,7 +1,32 @@
-//! Saving model weights atomically.
+//! Which epoch's weights a run keeps, and saving them atomically.
 
 use candle_nn::VarMap;
+use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+/// Which epoch's weights training ends with, as named in experiment files
+/// (`training.checkpoint`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Checkpoint {
+    /// The epoch with the lowest validation loss (the paper's method; the
+    /// earliest such epoch on ties).
+    #[default]
+    BestValidLoss,
+    /// The last epoch: what the reference implementation tested, since its
+    /// test step discarded the best checkpoint it loaded.
+    LastEpoch,
+}
+
+impl Checkpoint {
+    /// Name as written in experiment files.
+    pub fn name(self) -> &'static str {
+        match self {
+            Checkpoint::BestValidLoss => "best-valid-loss",
+            Checkpoint::LastEpoch => "last-epoch",
+        }
+    }
+}
 
 /// Writes every variable of `varmap` (running statistics included) to a
 /// safetensors file with torchvision names, atomically.

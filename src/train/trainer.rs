@@ -1,14 +1,16 @@
 //! The training loop: seeded init, balanced sampling, augmentation, Adam
-//! with cosine annealing, validation every epoch, best-loss checkpoint.
+//! with a cosine schedule, validation every epoch, and the best-loss (or
+//! last) epoch's weights kept.
 //!
 //! The loop reports progress through [`TrainEvent`]s and knows nothing about
 //! terminals or files.
 
 use super::adam::Adam;
+use super::checkpoint::Checkpoint;
 use super::config::TrainConfig;
 use super::evaluate::evaluate;
 use super::sampler::epoch_order;
-use super::schedule::CosineSchedule;
+use super::schedule::Schedule;
 use crate::data::batch::{labels_tensor, make_batch, AugmentSeed};
 use crate::data::images::ImageStore;
 use crate::fetch::weights::resolve_pretrained;
@@ -42,7 +44,7 @@ pub enum TrainError {
     EmptySet(&'static str),
     /// An invalid hyper-parameter.
     #[error("invalid training configuration: {0}")]
-    Config(String),
+    Config(#[from] crate::setting::InvalidSetting),
     /// Pretrained weights could not be loaded.
     #[error("pretrained weights: {0}")]
     Pretrained(String),
@@ -107,15 +109,17 @@ pub struct TrainData<'a> {
     pub valid: &'a [usize],
 }
 
-/// A trained model holding the best-validation-loss weights.
+/// A trained model holding the weights of the epoch its configuration
+/// keeps (`training.checkpoint`).
 pub struct TrainedModel {
-    /// The network, with the best epoch's weights loaded.
+    /// The network, with the kept epoch's weights loaded.
     pub model: ResNet,
     /// Its variables (save with [`super::checkpoint::save_checkpoint`]).
     pub varmap: VarMap,
     /// One record per epoch.
     pub history: Vec<EpochRecord>,
-    /// 1-based epoch whose weights were kept.
+    /// 1-based epoch whose weights were kept: the best one, or the last
+    /// with `checkpoint = "last-epoch"`.
     pub best_epoch: usize,
 }
 
@@ -137,7 +141,7 @@ pub fn train_model(
     device: &Device,
     on_event: &mut dyn FnMut(TrainEvent),
 ) -> Result<TrainedModel, TrainError> {
-    config.validate().map_err(TrainError::Config)?;
+    config.validate()?;
     if data.train.is_empty() {
         return Err(TrainError::EmptySet("training"));
     }
@@ -168,16 +172,22 @@ pub fn train_model(
             "training (a single patch cannot form a batch)",
         ));
     }
-    let schedule = CosineSchedule {
-        base_lr: config.lr,
-        min_lr: config.min_lr,
-        total_steps: steps_per_epoch * config.epochs,
-    };
+    let schedule = Schedule::new(
+        config.schedule,
+        config.lr,
+        config.min_lr,
+        steps_per_epoch,
+        config.epochs,
+    );
+    let keep_best = config.checkpoint == Checkpoint::BestValidLoss;
     let train_positive: Vec<bool> = data.train.iter().map(|&i| data.positive[i]).collect();
     let valid_labels: Vec<bool> = data.valid.iter().map(|&i| data.positive[i]).collect();
 
     let mut history = Vec::with_capacity(config.epochs);
-    let mut best: Option<(f64, usize, BTreeMap<String, Tensor>)> = None;
+    // The lowest validation loss so far and its epoch, and the weights of
+    // that epoch when the best epoch is kept.
+    let mut best: Option<(f64, usize)> = None;
+    let mut best_weights: Option<BTreeMap<String, Tensor>> = None;
     let mut global_step = 0;
     for epoch in 1..=config.epochs {
         let started = Instant::now();
@@ -199,7 +209,7 @@ pub fn train_model(
             .take(steps_per_epoch)
             .enumerate()
         {
-            let lr = schedule.rate(global_step);
+            let lr = schedule.rate(epoch - 1, global_step);
             optimizer.set_learning_rate(lr);
             let augment = config.augment.then_some((
                 &config.augmentation,
@@ -235,29 +245,38 @@ pub fn train_model(
             device,
         )?;
         let valid_auroc = roc_auc(&valid_labels, &valid.scores).unwrap_or(f64::NAN);
-        let improved = best.as_ref().is_none_or(|(loss, _, _)| valid.loss < *loss);
+        let improved = best.is_none_or(|(loss, _)| valid.loss < loss);
         if improved {
-            best = Some((valid.loss, epoch, snapshot(&varmap)?));
+            best = Some((valid.loss, epoch));
+            if keep_best {
+                best_weights = Some(snapshot(&varmap)?);
+            }
         }
         let record = EpochRecord {
             epoch,
             train_loss: loss_sum / steps_per_epoch as f64,
             valid_loss: valid.loss,
             valid_auroc,
-            lr: schedule.rate(global_step.saturating_sub(1)),
+            lr: schedule.rate(epoch - 1, global_step.saturating_sub(1)),
             best: improved,
             seconds: started.elapsed().as_secs_f64(),
         };
         on_event(TrainEvent::EpochEnd(record.clone()));
         history.push(record);
     }
-    let (_, best_epoch, weights) = best.expect("at least one epoch ran");
-    restore(&varmap, &weights)?;
+    let (_, best_epoch) = best.expect("at least one epoch ran");
+    let kept_epoch = match best_weights {
+        Some(weights) => {
+            restore(&varmap, &weights)?;
+            best_epoch
+        }
+        None => config.epochs,
+    };
     Ok(TrainedModel {
         model,
         varmap,
         history,
-        best_epoch,
+        best_epoch: kept_epoch,
     })
 }
 
@@ -289,7 +308,11 @@ fn restore(varmap: &VarMap, weights: &BTreeMap<String, Tensor>) -> candle_core::
 
 #[cfg(test)]
 mod tests {
-    use super::batches;
+    use super::*;
+    use crate::data::prepare::{prepare, PreparedData, SplitSpec};
+    use crate::data::subsample::Subsample;
+    use crate::data::synth::{generate, SynthConfig};
+    use crate::train::schedule::ScheduleKind;
 
     #[test]
     fn a_trailing_single_sample_is_dropped() {
@@ -298,5 +321,110 @@ mod tests {
         assert_eq!(batches(66, 32), 3);
         assert_eq!(batches(1, 32), 0);
         assert_eq!(batches(5, 32), 1);
+    }
+
+    fn tiny_data(dir: &Path) -> PreparedData {
+        let synth = SynthConfig {
+            size: 32,
+            hard_patches: 90,
+            hard_slides: 9,
+            pool_patches: 8,
+            pool_slides: 2,
+            seed: 5,
+            ..SynthConfig::default()
+        };
+        generate(&synth, dir).unwrap();
+        prepare(dir, 32, &SplitSpec::default(), &Subsample::All).unwrap()
+    }
+
+    fn train(data: &PreparedData, config: &TrainConfig) -> TrainedModel {
+        let model = ResNetConfig::from_name("resnet10-w8", 2).unwrap();
+        let inputs = TrainData {
+            store: &data.store,
+            positive: &data.positive,
+            train: &data.split.train,
+            valid: &data.split.valid,
+        };
+        train_model(&model, None, config, inputs, 3, &Device::Cpu, &mut |_| {}).unwrap()
+    }
+
+    fn valid_loss(data: &PreparedData, trained: &TrainedModel) -> f64 {
+        let store = &data.store;
+        let valid = &data.split.valid;
+        evaluate(
+            &trained.model,
+            store,
+            &data.positive,
+            valid,
+            64,
+            &Device::Cpu,
+        )
+        .unwrap()
+        .loss
+    }
+
+    #[test]
+    fn the_checkpoint_setting_picks_the_kept_weights() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let config = TrainConfig {
+            epochs: 4,
+            batch_size: 16,
+            lr: 3e-2,
+            augment: false,
+            ..TrainConfig::default()
+        };
+        let best = train(&data, &config);
+        let last = train(
+            &data,
+            &TrainConfig {
+                checkpoint: Checkpoint::LastEpoch,
+                ..config.clone()
+            },
+        );
+        // Same seed, same steps: the two runs differ only in what they keep.
+        let losses = |t: &TrainedModel| -> Vec<(f64, f64)> {
+            t.history
+                .iter()
+                .map(|r| (r.train_loss, r.valid_loss))
+                .collect()
+        };
+        assert_eq!(losses(&best), losses(&last));
+        assert!(
+            best.best_epoch < 4,
+            "the fixture needs a best epoch before the last: {:?}",
+            best.history
+        );
+        assert_eq!(last.best_epoch, 4);
+        // Each model is the kept epoch's: its validation loss is that epoch's.
+        for trained in [&best, &last] {
+            let recorded = trained.history[trained.best_epoch - 1].valid_loss;
+            assert_eq!(valid_loss(&data, trained), recorded);
+        }
+    }
+
+    #[test]
+    fn the_reference_schedule_holds_the_rate_through_each_epoch() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = tiny_data(dir.path());
+        let config = TrainConfig {
+            epochs: 3,
+            batch_size: 16,
+            schedule: ScheduleKind::Reference,
+            augment: false,
+            ..TrainConfig::default()
+        };
+        let trained = train(&data, &config);
+        let steps = batches(data.split.train.len(), 16);
+        let reference = crate::train::schedule::ReferenceSchedule {
+            base_lr: config.lr,
+            min_lr: config.min_lr,
+            steps_per_epoch: steps,
+        };
+        let rates: Vec<f64> = trained.history.iter().map(|r| r.lr).collect();
+        let expected: Vec<f64> = (0..3).map(|epoch| reference.rate(epoch)).collect();
+        assert_eq!(rates, expected);
+        assert_eq!(rates[0], config.lr);
+        assert!(rates[2] < rates[1] && rates[2] > 0.99 * config.lr);
     }
 }

@@ -22,6 +22,11 @@ use std::collections::BTreeMap;
 /// The control every strategy is compared with.
 const CONTROL: &str = "random";
 
+/// A line's identity: strategy rank, strategy, values of the other axes.
+type LineKey = (usize, String, Vec<String>);
+/// A line's paired differences: axis value (as bits) -> per metric.
+type LinePoints = BTreeMap<u64, Vec<Vec<f64>>>;
+
 /// One line: a strategy (and a setting of the other varying axes).
 #[derive(Debug, Clone)]
 pub struct GainSeries {
@@ -70,8 +75,7 @@ impl Gain {
             })
         };
         // (strategy, other settings) -> x -> differences per metric.
-        let mut lines: BTreeMap<(usize, String, Vec<String>), BTreeMap<u64, Vec<Vec<f64>>>> =
-            BTreeMap::new();
+        let mut lines: BTreeMap<LineKey, LinePoints> = BTreeMap::new();
         for c in 0..table.configurations.len() {
             let strategy = &table.configurations[c].strategy;
             if strategy == CONTROL || strategy == "none" {
