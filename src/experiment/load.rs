@@ -600,7 +600,7 @@ mod tests {
         let error = |sets: &[&str]| with(text, sets).unwrap_err().to_string();
         assert_eq!(
             error(&["training.epochs=0"]),
-            "exp.toml: --set training.epochs=0: training.epochs must be at least 1"
+            "exp.toml: --set training.epochs=0: `training.epochs` = 0: expected at least 1"
         );
         let e = error(&["training.epoch=3"]);
         assert!(

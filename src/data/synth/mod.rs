@@ -114,7 +114,7 @@ pub struct SynthConfig {
     /// Share of invasions and mimics alike whose tumour cluster fills its space,
     /// leaving a hairline between cluster and wall (4-12 % of space_width): such
     /// an invasion is told from a plain nest by its lining alone.
-    #[arg(long, default_value_t = 0.3)]
+    #[arg(long, default_value_t = 0.0)]
     pub filled_fraction: f64,
 }
 
@@ -137,7 +137,7 @@ impl Default for SynthConfig {
             lining_visibility: 0.5,
             mimic_lumen_likeness: 0.5,
             space_width: 0.14,
-            filled_fraction: 0.3,
+            filled_fraction: 0.0,
         }
     }
 }
