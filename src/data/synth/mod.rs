@@ -37,7 +37,6 @@ pub use stain::Stain;
 
 use crate::data::{Label, PatchKind, Source, HARD_DIR, MANIFEST_FILE, WEAK_DIR};
 use crate::seed::stream;
-use rand::seq::SliceRandom;
 use rand::Rng;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -51,7 +50,7 @@ use std::path::{Path, PathBuf};
 /// the synthetic data's record (`synth.json`) and the data stage's cache
 /// key, and unlike a mere change of build, no flag reuses data of another
 /// generator version.
-pub const GENERATOR_VERSION: u32 = 2;
+pub const GENERATOR_VERSION: u32 = 3;
 
 /// Settings of the synthetic dataset (also the `ablate synth` flags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -73,7 +72,7 @@ pub struct SynthConfig {
     #[arg(long, default_value_t = 0.3)]
     pub positive_fraction: f64,
     /// Fraction of hard-labeled negatives that are mimics (tumour nest in a retraction cleft).
-    #[arg(long, default_value_t = 0.05)]
+    #[arg(long, default_value_t = 0.15)]
     pub hard_mimic_fraction: f64,
     /// Number of weakly labeled pool patches (all negative).
     #[arg(long, default_value_t = 1500)]
@@ -99,7 +98,7 @@ pub struct SynthConfig {
     /// Visibility of the endothelial lining (flat nuclei and membrane on the wall of
     /// every vessel), the evidence that tells invasion from its mimic: 0 invisible
     /// (invasion and mimic cannot be told apart), 1 full contrast.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.8)]
     pub lining_visibility: f64,
     /// How much a mimic's retraction cleft is shaped like a vessel lumen: 0 follows
     /// the nest outline at nearly even width (a second cue besides the lining),
@@ -126,7 +125,7 @@ impl Default for SynthConfig {
             hard_patches: 1000,
             hard_slides: 48,
             positive_fraction: 0.3,
-            hard_mimic_fraction: 0.05,
+            hard_mimic_fraction: 0.15,
             pool_patches: 1500,
             pool_slides: 40,
             pool_mimic_fraction: 0.25,
@@ -134,7 +133,7 @@ impl Default for SynthConfig {
             nest_share: 0.35,
             vessel_share: 0.25,
             stain_variation: 1.0,
-            lining_visibility: 0.5,
+            lining_visibility: 0.8,
             mimic_lumen_likeness: 0.5,
             space_width: 0.14,
             filled_fraction: 0.0,
@@ -451,7 +450,7 @@ const GRID_ROWS: u64 = 300;
 
 /// Decides, for every patch of both sources, its kind, slide and coordinates.
 /// Slides get different numbers of patches (weights drawn per slide, at
-/// least one patch each) and a random mix of kinds.
+/// least one patch each) and each slide the same mix of kinds, up to rounding.
 pub fn plan(config: &SynthConfig) -> Result<Vec<PlannedPatch>, SynthError> {
     config.validate()?;
     let mut all = plan_source(config, Source::Hard);
@@ -465,12 +464,7 @@ fn plan_source(config: &SynthConfig, source: Source) -> Vec<PlannedPatch> {
         Source::Weak => (config.pool_patches, config.pool_slides, "W"),
     };
     let mut rng = stream(config.seed, "synth-assign", &[source_index(source)]);
-    let mut kinds: Vec<PatchKind> = PatchKind::ALL
-        .iter()
-        .zip(config.kind_counts(source))
-        .flat_map(|(&k, n)| std::iter::repeat_n(k, n))
-        .collect();
-    kinds.shuffle(&mut rng);
+    let kinds = interleave_kinds(&mut rng, config.kind_counts(source));
     let weights: Vec<f64> = (0..slides).map(|_| rng.random_range(0.5..1.5)).collect();
     let sizes: Vec<usize> = apportion(total - slides, &weights)
         .into_iter()
@@ -495,6 +489,24 @@ fn plan_source(config: &SynthConfig, source: Source) -> Vec<PlannedPatch> {
         }
     }
     planned
+}
+
+/// The kinds of a source in patch order, interleaved so that every run of
+/// consecutive patches (a slide) carries each kind in proportion, up to about
+/// one patch: the `j`-th of `n` patches of a kind sits at `(j + u) / n`
+/// (jittered systematic sampling, `u` uniform in [0, 1)). Every slide thus
+/// holds the same mix, and so does any slide-grouped split: the share of
+/// mimics in test, validation and training is the configured one, not a
+/// draw that could leave a split without them.
+fn interleave_kinds(rng: &mut impl Rng, counts: [usize; 5]) -> Vec<PatchKind> {
+    let mut keyed: Vec<(f64, PatchKind)> = PatchKind::ALL
+        .iter()
+        .zip(counts)
+        .flat_map(|(&kind, n)| (0..n).map(move |j| (j, n, kind)))
+        .map(|(j, n, kind)| ((j as f64 + rng.random::<f64>()) / n as f64, kind))
+        .collect();
+    keyed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    keyed.into_iter().map(|(_, kind)| kind).collect()
 }
 
 /// `count` distinct grid positions on one slide, in drawing order.

@@ -1,6 +1,7 @@
 use super::*;
 use clap::Parser;
 use std::collections::BTreeMap;
+use rand::seq::SliceRandom;
 use std::fs;
 
 #[derive(clap::Parser)]
@@ -461,4 +462,40 @@ fn scenes_have_the_structures_of_their_kind() {
         let stroma = build_scene(PatchKind::Stroma, &style, &mut rng);
         assert!(stroma.cluster.is_none() && stroma.space.is_none());
     }
+}
+
+#[test]
+fn every_run_of_patches_carries_each_kind_in_proportion() {
+    let counts = [300, 280, 245, 140, 35];
+    let total: usize = counts.iter().sum();
+    let kinds = interleave_kinds(&mut stream(3, "test-interleave", &[]), counts);
+    for (k, &n) in PatchKind::ALL.iter().zip(&counts) {
+        assert_eq!(kinds.iter().filter(|&&x| x == *k).count(), n);
+    }
+    // Jittered systematic sampling: any window holds its expected count of
+    // each kind within 2, whatever its start and length.
+    for len in [7usize, 21, 60, 200] {
+        for start in (0..total - len).step_by(13) {
+            for (k, &n) in PatchKind::ALL.iter().zip(&counts) {
+                let got = kinds[start..start + len].iter().filter(|&&x| x == *k).count();
+                let expected = (len * n) as f64 / total as f64;
+                assert!(
+                    (got as f64 - expected).abs() <= 2.0,
+                    "{k:?}: {got} in [{start}, {}), expected {expected:.1}",
+                    start + len
+                );
+            }
+        }
+    }
+    // A plain shuffle would not: it is the interleave that holds.
+    let mut shuffled = kinds.clone();
+    shuffled.shuffle(&mut stream(3, "test-interleave-shuffle", &[]));
+    let windows_off = (0..total - 60).step_by(13).any(|start| {
+        let got = shuffled[start..start + 60]
+            .iter()
+            .filter(|&&x| x == PatchKind::Mimic)
+            .count();
+        (got as f64 - 60.0 * 35.0 / 1000.0).abs() > 2.0
+    });
+    assert!(windows_off);
 }
