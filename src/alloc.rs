@@ -21,9 +21,10 @@
 //! each step, so the cache keeps exactly the blocks the step cycles through
 //! (its working set: more than the peak of live blocks when sizes differ,
 //! and no page faults); blocks of sizes no longer asked for (another model,
-//! batch size or stage) leave within two windows. [`release`] returns every
-//! parked block (and the system allocator's free heap memory) at once; the
-//! training and embedding stages call it when they end.
+//! batch size or stage) leave within two windows. [`release_parked`]
+//! returns every parked block at once (inference passes call it when they
+//! end), [`release`] also the system allocator's free heap memory (the
+//! training and embedding stages call it when they end).
 //!
 //! Smaller blocks go to the system allocator, tuned once on the first
 //! allocation (glibc only, see [`tune_system_allocator`]) to serve them from
@@ -121,13 +122,20 @@ pub fn stats() -> CacheStats {
     }
 }
 
+/// Returns every parked block to the system; returns the bytes released.
+/// Call it after a pass whose blocks the next work will not ask for (an
+/// inference pass between training epochs, see `crate::train::evaluate`).
+pub fn release_parked() -> usize {
+    lock(&CACHE).release()
+}
+
 /// Returns every parked block to the system and asks the system allocator
-/// to return its free heap memory. Call it between stages whose tensors
-/// differ (after a training, after embedding the pool): the next stage then
+/// to return its free heap memory: between stages whose tensors differ
+/// (after a training, after embedding the pool), so that the next stage
 /// builds its own working set instead of keeping the last one's. Returns
 /// the bytes of parked blocks released.
 pub fn release() -> usize {
-    let released = lock(&CACHE).release();
+    let released = release_parked();
     trim_system_allocator();
     released
 }

@@ -159,8 +159,8 @@ pub fn train_and_test(
         best_epoch: trained.best_epoch,
         train_size: train.len(),
     };
-    // The optimiser state, gradients and activations are gone: the next
-    // stage (embedding, another training) starts from its own working set.
+    // A stage ends: the next one (embedding, another training) builds its
+    // own working set, and the heaps give back the memory of this one.
     crate::alloc::release();
     Ok((trained.model, trained.varmap, outcome))
 }
@@ -197,7 +197,7 @@ pub fn query(
     let fp_features = valid_features.index_select(&rows, 0)?;
     let (pool_features, pool_scores) =
         embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
-    // The evaluation batches' activations are gone (see `train_and_test`).
+    // A stage ends (see `train_and_test`).
     crate::alloc::release();
     Ok(Query {
         false_positives: fps,
