@@ -11,7 +11,7 @@ use super::keys::training_seed;
 use super::lock::StageLock;
 use super::plan::{CellPlan, Plan};
 use super::store::{ArtifactStore, StoreError};
-use crate::data::prepare::{prepare, PreparedData};
+use crate::data::prepare::{decode, split_decoded, DecodedData, PreparedData};
 use crate::data::source::ensure_synthetic;
 use crate::mining::MinedPatch;
 use crate::model::init::build_seeded;
@@ -255,10 +255,19 @@ pub fn execute(
     outcomes.into_inner().expect("outcomes lock")
 }
 
-/// Decoded datasets shared between the groups of a run, by split key.
+/// Decoded datasets shared between the groups of a run: the images by data
+/// key (one decoded copy however many splits, folds and subsamples use
+/// them), the splits by split key.
 #[derive(Default)]
 struct DataCache {
-    prepared: Mutex<HashMap<String, Arc<PreparedData>>>,
+    loaded: Mutex<LoadedData>,
+}
+
+/// The maps of a [`DataCache`].
+#[derive(Default)]
+struct LoadedData {
+    decoded: HashMap<String, DecodedData>,
+    prepared: HashMap<String, Arc<PreparedData>>,
 }
 
 impl DataCache {
@@ -268,11 +277,11 @@ impl DataCache {
         store: &ArtifactStore,
         stages: Stages,
     ) -> Result<Arc<PreparedData>, String> {
-        let mut map = self
-            .prepared
+        let mut loaded = self
+            .loaded
             .lock()
             .map_err(|_| "data cache poisoned".to_string())?;
-        if let Some(data) = map.get(&cell.keys.split) {
+        if let Some(data) = loaded.prepared.get(&cell.keys.split) {
             return Ok(data.clone());
         }
         let config = &cell.config;
@@ -291,10 +300,23 @@ impl DataCache {
             split.fold = config.replicate.fold;
         }
         let subsample = config.data.subsample()?;
-        let data = prepare(&root, config.data.image_size, &split, &subsample)
+        let decoded = match loaded.decoded.get(&cell.keys.data) {
+            Some(decoded) => decoded.clone(),
+            None => {
+                let decoded = decode(&root, config.data.image_size)
+                    .map_err(|e| format!("dataset '{}': {e}", root.display()))?;
+                loaded
+                    .decoded
+                    .insert(cell.keys.data.clone(), decoded.clone());
+                decoded
+            }
+        };
+        let data = split_decoded(&decoded, &split, &subsample)
             .map_err(|e| format!("dataset '{}': {e}", root.display()))?;
         let data = Arc::new(data);
-        map.insert(cell.keys.split.clone(), data.clone());
+        loaded
+            .prepared
+            .insert(cell.keys.split.clone(), data.clone());
         Ok(data)
     }
 }
