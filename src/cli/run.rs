@@ -4,6 +4,7 @@ use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
 use crate::experiment::load_experiment;
+use crate::runner::memory::{available_memory, fit_jobs, MemoryEstimate};
 use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -14,7 +15,10 @@ use std::path::{Path, PathBuf};
 pub struct RunArgs {
     /// Experiment file (TOML).
     file: PathBuf,
-    /// Weak-model groups trained at the same time (threads are split between them).
+    /// Weak-model groups trained at the same time (threads are split between
+    /// them). Lowered, with a note, when that many jobs would not fit in the
+    /// memory available (MemAvailable, or the cgroup's limit); see `ablate plan`
+    /// for the estimate.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Stop at the first failing cell.
@@ -80,8 +84,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         );
     }
     let selected = cells.as_ref().map_or(plan.cells.len(), |c| c.len());
+    let jobs = affordable_jobs(&plan, cells.as_ref(), args.jobs.max(1), args.stages)?;
     let options = RunOptions {
-        jobs: args.jobs.max(1),
+        jobs,
         threads,
         fail_fast: args.fail_fast,
         cells,
@@ -139,6 +144,38 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     } else {
         1
     })
+}
+
+/// `--jobs`, or fewer (with a note on stderr) when the jobs would not fit in
+/// the memory available; an error when not even one would. Only the cells
+/// with stages left to compute count.
+fn affordable_jobs(
+    plan: &Plan,
+    selected: Option<&BTreeSet<usize>>,
+    requested: usize,
+    stages: Stages,
+) -> Result<usize> {
+    let store = plan.store();
+    let work: BTreeSet<usize> = plan
+        .cells
+        .iter()
+        .filter(|cell| selected.is_none_or(|s| s.contains(&cell.index)))
+        .filter(|cell| match stages {
+            Stages::Cached => false,
+            Stages::Shared => !crate::runner::shared_cached(&store, cell),
+            Stages::All | Stages::Cell => !crate::runner::cell_cached(&store, cell),
+        })
+        .map(|cell| cell.index)
+        .collect();
+    let Some(estimate) = MemoryEstimate::of(plan, Some(&work))? else {
+        return Ok(requested);
+    };
+    let groups = plan.weak_groups(Some(&work)).len();
+    let (jobs, note) = fit_jobs(requested, groups, &estimate, available_memory().as_ref())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(jobs)
 }
 
 /// Prints the cells, the shared stages and the training counts.

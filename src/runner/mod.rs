@@ -11,6 +11,7 @@ pub mod execute;
 pub mod keys;
 pub mod lock;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod results;
 pub mod store;
