@@ -4,7 +4,9 @@ use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
 use crate::experiment::load_experiment;
-use crate::runner::memory::{available_memory, fit_jobs, MemoryEstimate};
+use crate::runner::calibrate::{load_average, Calibrator};
+use crate::runner::estimate::{estimate, ASSUMED_FP_SHARE};
+use crate::runner::memory::{available_memory, fit_jobs, Bytes, MemoryEstimate};
 use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -51,6 +53,17 @@ pub struct PlanArgs {
     /// Output folder whose cache is consulted (default as for `ablate run`).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Estimate the time of a run with this many jobs (as `ablate run --jobs`).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Measure this machine's speeds again instead of reusing the ones
+    /// cached in ~/.cache/ablate/speeds.json (e.g. once the machine is quiet).
+    #[arg(long)]
+    recalibrate: bool,
+    /// Skip the time estimate (which measures this machine's speeds the
+    /// first time a model, input size and batch are planned).
+    #[arg(long)]
+    no_estimate: bool,
 }
 
 fn load_plan(file: &Path, output: Option<PathBuf>, device: Option<&str>) -> Result<Plan> {
@@ -178,8 +191,9 @@ fn affordable_jobs(
     Ok(jobs)
 }
 
-/// Prints the cells, the shared stages and the training counts.
-pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
+/// Prints the cells, the shared stages, the training counts, the memory a
+/// job needs and the estimated time.
+pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone(), None)?;
     let counts = plan.counts();
     println!(
@@ -208,69 +222,66 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
         counts.saved(),
         groups.len()
     );
-    match estimate_seconds(&plan) {
-        Ok(seconds) => println!(
-            "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
-             cached stages excluded)",
-            human_duration(seconds)
-        ),
-        Err(e) => println!("no time estimate: {e:#}"),
+    if let Some(memory) = MemoryEstimate::of(&plan, None)? {
+        let available = available_memory();
+        let fit = available
+            .as_ref()
+            .map(|a| {
+                format!(
+                    "; {} jobs fit in {} ({})",
+                    memory.jobs_that_fit(a.bytes),
+                    Bytes(a.bytes),
+                    a.source
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "memory: about {} per job ({}) and {} of decoded images{fit}",
+            Bytes(memory.per_job),
+            memory.largest,
+            Bytes(memory.shared)
+        );
+    }
+    if args.no_estimate {
+        return Ok(0);
+    }
+    let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
+    let mut calibrator = Calibrator::new(args.recalibrate);
+    let jobs = args.jobs.max(1);
+    match estimate(&plan, None, jobs, threads, &mut calibrator) {
+        Ok(e) => {
+            let per_job = (threads / e.jobs).max(1);
+            println!(
+                "estimated time with --jobs {jobs} ({per_job} thread{}{}): {} (data {}, {} trainings {}, queries {}, report {}{})",
+                if per_job > 1 { "s" } else { "" },
+                if e.jobs > 1 { " each" } else { "" },
+                human_duration(e.seconds),
+                human_duration(e.data),
+                e.trainings,
+                human_duration(e.training),
+                human_duration(e.query),
+                human_duration(e.report),
+                if e.jobs > 1 { "; trainings and queries summed over the jobs" } else { "" }
+            );
+            if e.assumed_mining {
+                println!(
+                    "  strong models' mined patches assumed: {:.0}% of the validation negatives as false positives, until the weak models' queries are cached",
+                    100.0 * ASSUMED_FP_SHARE
+                );
+            }
+            println!("  speeds of this machine:");
+            for line in &calibrator.report {
+                println!("    {line}");
+            }
+            if let Some(load) = load_average() {
+                println!(
+                    "  load average now: {load:.2} (speeds measured under load predict a run under the same load; `--recalibrate` measures again)"
+                );
+            }
+        }
+        Err(e) => println!("no time estimate: {e}"),
     }
     Ok(0)
-}
-
-/// Rough wall time of the plan's remaining trainings: a measured training
-/// speed per (model, image size, batch, device), times the images each training
-/// visits (evaluation counted at a third of a training step's cost).
-fn estimate_seconds(plan: &Plan) -> Result<f64> {
-    use crate::model::resnet::ResNetConfig;
-    use crate::train::throughput::training_images_per_second;
-    let store = plan.store();
-    let mut speeds: std::collections::HashMap<(String, u32, usize, String), f64> =
-        Default::default();
-    let mut seen = BTreeSet::new();
-    let mut total = 0.0;
-    for cell in &plan.cells {
-        let c = &cell.config;
-        let key = (
-            c.model.name.clone(),
-            c.data.image_size,
-            c.training.batch_size,
-            c.device.clone(),
-        );
-        let speed = match speeds.get(&key) {
-            Some(&speed) => speed,
-            None => {
-                let model = ResNetConfig::from_name(&c.model.name, 2)?;
-                let speed = training_images_per_second(
-                    &model,
-                    c.data.image_size as usize,
-                    c.training.batch_size,
-                    1,
-                    2,
-                    &crate::device::open_device(&c.device)?,
-                )?;
-                speeds.insert(key, speed);
-                speed
-            }
-        };
-        let hard = match &c.data.path {
-            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
-                .map(|d| d.count())
-                .unwrap_or(0),
-            None => c.data.synthetic.hard_patches,
-        } as f64;
-        let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
-        let eval = hard - train;
-        let per_training = (c.training.epochs as f64 * (train + eval / 3.0)) / speed;
-        if seen.insert(cell.keys.weak.clone()) && !store.is_done("weak", &cell.keys.weak) {
-            total += per_training;
-        }
-        if cell.mines() && !store.is_done("mining", &cell.keys.mining) {
-            total += per_training * 1.15;
-        }
-    }
-    Ok(total)
 }
 
 /// `1 h 02 min`, `3 min 20 s`, `12 s`.

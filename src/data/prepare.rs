@@ -139,6 +139,22 @@ pub fn split_decoded(
         .map(|p| p.label == super::Label::Positive)
         .collect();
     let pool_offset = dataset.hard.len();
+    Ok(PreparedData {
+        dataset: Arc::clone(&decoded.dataset),
+        store: Arc::clone(&decoded.store),
+        positive,
+        split: split_dataset(dataset, split, subsample)?,
+        pool_offset,
+    })
+}
+
+/// The train/valid/test parts of a listed dataset's hard-labeled patches,
+/// the training part subsampled; no image is read.
+pub fn split_dataset(
+    dataset: &Dataset,
+    split: &SplitSpec,
+    subsample: &Subsample,
+) -> Result<Split, PrepareError> {
     let mut parts = match split.folds {
         Some(k) => kfold(
             &dataset.hard,
@@ -157,11 +173,5 @@ pub fn split_decoded(
         )?,
     };
     parts.train = subsample.apply(&parts.train, &dataset.hard, split.seed)?;
-    Ok(PreparedData {
-        dataset: Arc::clone(&decoded.dataset),
-        store: Arc::clone(&decoded.store),
-        positive,
-        split: parts,
-        pool_offset,
-    })
+    Ok(parts)
 }

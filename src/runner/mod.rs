@@ -7,6 +7,8 @@
 //! share one output folder; a plain or `Stages::Cached` run assembles the
 //! tables afterwards.
 
+pub mod calibrate;
+pub mod estimate;
 pub mod execute;
 pub mod keys;
 pub mod lock;
