@@ -104,24 +104,6 @@ fn trim_system_allocator() {}
 /// Huge page size on x86-64 and aarch64 with 4 KiB base pages.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// What the large-block cache holds, in bytes (see [`stats`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct CacheStats {
-    /// Large blocks currently lent to callers.
-    pub live: usize,
-    /// Large blocks parked for reuse.
-    pub parked: usize,
-}
-
-/// The large-block cache's current sizes.
-pub fn stats() -> CacheStats {
-    let cache = lock(&CACHE);
-    CacheStats {
-        live: cache.live,
-        parked: cache.parked,
-    }
-}
-
 /// Returns every parked block to the system; returns the bytes released.
 /// Call it after a pass whose blocks the next work will not ask for (an
 /// inference pass between training epochs, see `crate::train::evaluate`).
@@ -147,8 +129,6 @@ struct Cache {
     slots: [(usize, usize, usize, u64); CACHE_SLOTS],
     /// Bytes of parked blocks.
     parked: usize,
-    /// Bytes of large blocks lent to callers.
-    live: usize,
     /// Counts parkings: the "parked at" of the next block.
     clock: u64,
     /// `clock` when the previous window began.
@@ -166,7 +146,6 @@ impl Cache {
         Self {
             slots: [(0, 0, 0, 0); CACHE_SLOTS],
             parked: 0,
-            live: 0,
             clock: 0,
             previous_window: 0,
             current_window: 0,
@@ -174,11 +153,10 @@ impl Cache {
         }
     }
 
-    /// Records a block of `size` lent to a caller. Every
-    /// [`WINDOW_ALLOCATIONS`] calls a new window begins, and blocks parked
-    /// before the previous one began go back to the system.
-    fn lend(&mut self, size: usize) {
-        self.live += size;
+    /// Counts a large allocation. Every [`WINDOW_ALLOCATIONS`] calls a new
+    /// window begins, and blocks parked before the previous one began go
+    /// back to the system.
+    fn count_allocation(&mut self) {
         self.window_allocations += 1;
         if self.window_allocations >= WINDOW_ALLOCATIONS {
             self.window_allocations = 0;
@@ -187,11 +165,6 @@ impl Cache {
             let idle_since = self.previous_window;
             self.evict_where(|parked_at| parked_at < idle_since);
         }
-    }
-
-    /// Records a block of `size` given back by a caller.
-    fn give_back(&mut self, size: usize) {
-        self.live = self.live.saturating_sub(size);
     }
 
     /// Takes a parked block of exactly this size and alignment.
@@ -275,26 +248,20 @@ fn lend_large(
 ) -> (*mut u8, bool) {
     let parked = {
         let mut cache = lock(cache);
-        cache.lend(large.size());
+        cache.count_allocation();
         cache.take(large.size(), large.align())
     };
     if let Some(block) = parked {
         return (block, false);
     }
     let block = fresh(large);
-    if block.is_null() {
-        lock(cache).give_back(large.size());
-    } else {
-        advise(block, large.size());
-    }
+    advise(block, large.size());
     (block, true)
 }
 
 /// Parks a large block given back by its caller (`large`: its rounded layout).
 fn park_large(cache: &Mutex<Cache>, block: *mut u8, large: Layout) {
-    let mut cache = lock(cache);
-    cache.give_back(large.size());
-    cache.put(block, large.size(), large.align());
+    lock(cache).put(block, large.size(), large.align());
 }
 
 // SAFETY: small requests are forwarded unchanged to `System`. A large
@@ -418,11 +385,11 @@ mod tests {
         }
     }
 
-    /// A block of `pages` huge pages from `System`, lent by `cache` (as
+    /// A block of `pages` huge pages from `System`, counted by `cache` (as
     /// after a miss).
     fn lend(cache: &mut Cache, pages: usize) -> (*mut u8, usize) {
         let size = pages * HUGE_PAGE;
-        cache.lend(size);
+        cache.count_allocation();
         // SAFETY: a valid non-zero layout; the tests park every block, and
         // the cache frees it.
         let block = unsafe { System.alloc(Layout::from_size_align(size, 64).unwrap()) };
@@ -432,19 +399,14 @@ mod tests {
 
     /// Gives a lent block back to `cache`, which parks it.
     fn give_back(cache: &mut Cache, (block, size): (*mut u8, usize)) {
-        cache.give_back(size);
         cache.put(block, size, 64);
     }
 
     /// Takes a parked block of `pages` and lends it again.
     fn reuse(cache: &mut Cache, pages: usize) -> Option<(*mut u8, usize)> {
         let size = pages * HUGE_PAGE;
-        cache.lend(size);
-        let block = cache.take(size, 64);
-        if block.is_none() {
-            cache.give_back(size);
-        }
-        block.map(|block| (block, size))
+        cache.count_allocation();
+        cache.take(size, 64).map(|block| (block, size))
     }
 
     /// Frees every block still parked in a test's cache.
@@ -498,7 +460,7 @@ mod tests {
             assert_eq!(again.0, b.0);
             give_back(&mut cache, again);
         }
-        assert_eq!((cache.live, cache.parked), (0, 6 * HUGE_PAGE));
+        assert_eq!(cache.parked, 6 * HUGE_PAGE);
         empty(cache);
     }
 
@@ -519,7 +481,7 @@ mod tests {
         }
         assert!(steps > WINDOW_ALLOCATIONS as usize, "{steps}");
         assert!(steps <= 2 * WINDOW_ALLOCATIONS as usize, "{steps}");
-        assert_eq!((cache.live, cache.parked), (0, HUGE_PAGE));
+        assert_eq!(cache.parked, HUGE_PAGE);
         empty(cache);
     }
 
@@ -530,9 +492,9 @@ mod tests {
         let b = lend(&mut cache, 1);
         give_back(&mut cache, a);
         assert_eq!(cache.release(), 3 * HUGE_PAGE);
-        assert_eq!((cache.live, cache.parked), (HUGE_PAGE, 0));
+        assert_eq!(cache.parked, 0);
         give_back(&mut cache, b);
-        assert_eq!((cache.live, cache.parked), (0, HUGE_PAGE));
+        assert_eq!(cache.parked, HUGE_PAGE);
         empty(cache);
     }
 

@@ -40,9 +40,10 @@ use std::path::PathBuf;
 pub const RUNTIME_BYTES: u64 = 40 << 20;
 
 /// Copies of the parameters a training holds at its peak: weights,
-/// gradients, Adam's two moments, the best epoch's snapshot, and the weak
-/// model kept for the false-positive query while the strong one trains.
-pub const MODEL_COPIES: u64 = 6;
+/// gradients, Adam's two moments, the best epoch's snapshot (two while a
+/// new best replaces it), and the weak model kept for the false-positive
+/// query while the strong one trains.
+pub const MODEL_COPIES: u64 = 7;
 
 /// The activations a training step keeps for its backward pass, times
 /// this: their gradients while the backward pass runs, and the blocks of
@@ -366,8 +367,8 @@ mod tests {
             + (32 * cost.training_activations * 4) * 5 / 2
             + 256 * cost.inference_activations * 4;
         assert_eq!(job.bytes().unwrap(), expected);
-        // 41.9 MB + 6 x 44.7 MB + 2.5 x 63.4 MB + 96.5 MB.
-        assert_eq!(job.bytes().unwrap() / 1_000_000, 565);
+        // 41.9 MB + 7 x 44.7 MB + 2.5 x 63.4 MB + 96.5 MB.
+        assert_eq!(job.bytes().unwrap() / 1_000_000, 609);
         // Larger batches, images and models need more; a GPU job only its runtime.
         let bytes = |s: JobShape| s.bytes().unwrap();
         assert!(bytes(shape("resnet18", 64, 64)) > bytes(job.clone()));
