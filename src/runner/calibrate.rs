@@ -258,7 +258,9 @@ fn batch_assembly(size: usize, augment: bool, device: &candle_core::Device) -> (
 
 /// Generates and decodes a small synthetic dataset like `key`'s.
 fn measure_data(key: &DataKey) -> Result<DataSpeed, String> {
-    let dir = std::env::temp_dir().join(format!("ablate-calibrate-{}", std::process::id()));
+    static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let dir = std::env::temp_dir().join(format!("ablate-calibrate-{}-{call}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let half = CALIBRATION_PATCHES / 2;
     let config = SynthConfig {
