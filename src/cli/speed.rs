@@ -1,7 +1,9 @@
 //! `ablate speed`: training and inference images per second of one model on
 //! this machine, on seeded random input, as one JSON line per measurement
-//! (what the benchmark scripts compare against PyTorch).
+//! (what the benchmark scripts compare against PyTorch), with the FLOPs per
+//! image (`ablate::model::cost`) and the GFLOP/s they make.
 
+use crate::model::cost::ModelCost;
 use crate::model::resnet::ResNetConfig;
 use crate::train::throughput::{inference_images_per_second, training_images_per_second};
 use anyhow::{Context, Result};
@@ -32,6 +34,10 @@ pub struct SpeedArgs {
     mode: Mode,
 }
 
+/// Signature shared by the training and inference measurements.
+type Measure =
+    fn(&ResNetConfig, usize, usize, usize, usize, &candle_core::Device) -> candle_core::Result<f64>;
+
 /// Which passes `ablate speed` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Mode {
@@ -53,10 +59,11 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
         Mode::Train => &[Mode::Train],
         Mode::Inference => &[Mode::Inference],
     };
+    let cost = ModelCost::of(&model, args.image_size);
     for &mode in modes {
-        let measure = match mode {
-            Mode::Inference => inference_images_per_second,
-            _ => training_images_per_second,
+        let (measure, flops) = match mode {
+            Mode::Inference => (inference_images_per_second as Measure, cost.forward_flops),
+            _ => (training_images_per_second as Measure, cost.training_flops),
         };
         let images_per_s = measure(
             &model,
@@ -77,6 +84,8 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
             "device": args.device,
             "threads": threads,
             "images_per_s": images_per_s,
+            "flops_per_image": flops,
+            "gflops": images_per_s * flops as f64 / 1e9,
         });
         println!("{line}");
     }
