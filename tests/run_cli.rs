@@ -515,7 +515,7 @@ fn bad_overrides_name_the_key_and_the_flag() {
             "training.epochs=0",
             &[
                 "--set training.epochs=0",
-                "training.epochs must be at least 1",
+                "`training.epochs` = 0: expected at least 1",
             ],
         ),
         (
