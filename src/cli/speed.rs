@@ -32,6 +32,18 @@ pub struct SpeedArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
+    /// Winograd tiles for the 3x3 stride-1 convolutions where they are
+    /// faster (`on`), or every convolution on the im2col GEMM and direct
+    /// kernels (`off`), to measure the difference (CPU only).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    winograd: Switch,
+}
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
 }
 
 /// Signature shared by the training and inference measurements.
@@ -54,6 +66,7 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
     let model = ResNetConfig::from_name(&args.model, 2).context("--model")?;
     let device = crate::device::open_device(&args.device).context("--device")?;
     let threads = candle_core::utils::get_num_threads();
+    crate::ops::set_winograd(args.winograd == Switch::On);
     let modes: &[Mode] = match args.mode {
         Mode::Both => &[Mode::Train, Mode::Inference],
         Mode::Train => &[Mode::Train],
@@ -83,6 +96,7 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
             "steps": args.steps,
             "device": args.device,
             "threads": threads,
+            "winograd": args.winograd == Switch::On,
             "images_per_s": images_per_s,
             "flops_per_image": flops,
             "gflops": images_per_s * flops as f64 / 1e9,
