@@ -6,8 +6,12 @@ train_throughput` (Adam, cross-entropy, batch 32, random inputs, train-mode
 batch norm) and prints one JSON line per model with images per second, so
 the two can be compared on the same machine in the same run.
 
+With `--gemm 2048,4096` it measures only the GFLOP/s of `torch.mm` on
+square fp32 matrices of those sizes (the machine's reference speed).
+
 Usage: python3 benches/pytorch_reference.py [--threads N] [--steps N] [--models resnet18@224,resnet10-w16@64]
                                            [--device cpu|cuda] [--modes train,inference] [--tf32]
+                                           [--gemm 2048,4096]
 """
 import argparse
 import math
@@ -89,10 +93,29 @@ def measure(name: str, size: int, batch: int, steps: int, warmup: int, device: s
         step()
     synchronize()
     elapsed = time.perf_counter() - started
-    return {"framework": "pytorch", "mode": mode, "model": name, "image_size": size, "batch": batch,
+    return {"framework": "pytorch", "kind": "model", "mode": mode, "model": name, "image_size": size, "batch": batch,
             "steps": steps, "device": device, "threads": torch.get_num_threads(),
             "tf32": device.startswith("cuda") and torch.backends.cudnn.allow_tf32,
             "images_per_s": batch * steps / elapsed, "torch": torch.__version__}
+
+
+def gemm_gflops(n: int, device: str) -> dict:
+    """GFLOP/s (2 n^3 per product) of torch.mm on n x n fp32 matrices: the
+    best of three timed products after one warm-up."""
+    a = torch.rand(n, n, device=device)
+    b = torch.rand(n, n, device=device)
+    best = math.inf
+    for rep in range(4):
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        started = time.perf_counter()
+        torch.mm(a, b)
+        if device.startswith("cuda"):
+            torch.cuda.synchronize()
+        if rep > 0:
+            best = min(best, time.perf_counter() - started)
+    return {"framework": "pytorch", "kind": "gemm", "n": n, "device": device,
+            "threads": torch.get_num_threads(), "gflops": 2 * n ** 3 / best / 1e9, "torch": torch.__version__}
 
 
 def main() -> None:
@@ -106,6 +129,8 @@ def main() -> None:
     parser.add_argument("--models", default="resnet18@224,resnet10-w16@64")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--modes", default="train", help="comma-separated: train, inference")
+    parser.add_argument("--gemm", default="",
+                        help="comma-separated square sizes: measure only torch.mm GFLOP/s at these sizes")
     parser.add_argument("--tf32", action="store_true",
                         help="let cuDNN and cuBLAS use TF32 (PyTorch's default for convolutions); "
                              "off by default so both sides compute in fp32")
@@ -115,6 +140,10 @@ def main() -> None:
     torch.backends.cudnn.allow_tf32 = args.tf32
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     torch.backends.cudnn.benchmark = True
+    if args.gemm:
+        for n in args.gemm.split(","):
+            print(json.dumps(gemm_gflops(int(n), args.device)), flush=True)
+        return
     for spec in args.models.split(","):
         name, _, size = spec.partition("@")
         for mode in args.modes.split(","):

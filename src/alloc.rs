@@ -1,5 +1,6 @@
 //! A global allocator for training: large blocks on transparent huge pages,
-//! and kept for reuse instead of going back to the OS.
+//! and kept for reuse instead of going back to the OS, but never more than
+//! the working set needs.
 //!
 //! A training step allocates and frees activation and gradient tensors of
 //! tens to hundreds of megabytes, the same sizes every step. The system
@@ -8,13 +9,22 @@
 //! [`LARGE_BLOCK`] bytes are rounded up to whole 2 MiB huge pages, advised
 //! with `MADV_HUGEPAGE` (512 times fewer faults and TLB misses), and on free
 //! parked in a small cache keyed by size, so the next step's tensor of the
-//! same size gets the same memory back without faults or zeroing. The cache
-//! holds at most [`CACHE_SLOTS`] blocks and [`CACHE_BYTES`] bytes (and no
-//! more than a quarter of physical memory); a block that does not fit evicts
-//! the longest-parked ones, so sizes no longer used (another model, another
-//! batch size) leave the cache to the current ones. Measured on two cores with
-//! `benches/train_throughput.sh`: ResNet-18 at 224 px trains about a third
-//! faster with huge pages, and faster again with the cache.
+//! same size gets the same memory back without faults or zeroing. Measured on
+//! two cores with `benches/train_throughput.sh`: ResNet-18 at 224 px trains
+//! about a third faster with huge pages, and faster again with the cache.
+//!
+//! The cache holds the working set, not a share of the machine: a parked
+//! block stays only while blocks of its size keep being used. Every
+//! [`WINDOW_ALLOCATIONS`] large allocations, blocks parked before the
+//! previous window began (idle for at least a whole window) go back to the
+//! system. In a steady training loop every block is lent and parked again
+//! each step, so the cache keeps exactly the blocks the step cycles through
+//! (its working set: more than the peak of live blocks when sizes differ,
+//! and no page faults); blocks of sizes no longer asked for (another model,
+//! batch size or stage) leave within two windows. [`release_parked`]
+//! returns every parked block at once (inference passes call it when they
+//! end), [`release`] also the system allocator's free heap memory (the
+//! training and embedding stages call it when they end).
 //!
 //! Smaller blocks go to the system allocator, tuned once on the first
 //! allocation (glibc only, see [`tune_system_allocator`]) to serve them from
@@ -43,39 +53,11 @@ pub const LARGE_BLOCK: usize = 2 << 20;
 /// Most blocks the cache keeps.
 pub const CACHE_SLOTS: usize = 96;
 
-/// Most bytes the cache keeps (parked blocks are resident memory), unless a
-/// quarter of physical memory is less.
-pub const CACHE_BYTES: usize = 6 << 30;
-
-/// The cache's byte limit on this machine.
-fn cache_limit() -> usize {
-    static LIMIT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
-    let known = LIMIT.load(std::sync::atomic::Ordering::Relaxed);
-    if known != 0 {
-        return known;
-    }
-    let limit = physical_memory().map_or(CACHE_BYTES, |bytes| CACHE_BYTES.min(bytes / 4));
-    LIMIT.store(limit.max(1), std::sync::atomic::Ordering::Relaxed);
-    limit.max(1)
-}
-
-/// Physical memory in bytes, where the platform says.
-#[cfg(target_os = "linux")]
-fn physical_memory() -> Option<usize> {
-    // SAFETY: sysconf only reads system configuration; it does not allocate.
-    let (pages, page) = unsafe {
-        (
-            libc::sysconf(libc::_SC_PHYS_PAGES),
-            libc::sysconf(libc::_SC_PAGESIZE),
-        )
-    };
-    (pages > 0 && page > 0).then(|| (pages as usize).saturating_mul(page as usize))
-}
-
-#[cfg(not(target_os = "linux"))]
-fn physical_memory() -> Option<usize> {
-    None
-}
+/// Large allocations per working-set window: a few training steps of
+/// ResNet-18 at 224 px (about 200 large tensors a step), an epoch or two of
+/// ResNet-18 at 64 px on the synthetic dataset (about 1,000), longer for
+/// the narrow models, whose activations are mostly below [`LARGE_BLOCK`].
+pub const WINDOW_ALLOCATIONS: u32 = 2048;
 
 /// Freed memory the system allocator keeps at the top of its heaps instead
 /// of returning it to the OS.
@@ -106,25 +88,85 @@ fn tune_system_allocator() {
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn tune_system_allocator() {}
 
+/// Returns the system allocator's free heap memory to the OS (glibc only).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_system_allocator() {
+    // SAFETY: malloc_trim only releases free memory of glibc's heaps; it is
+    // thread-safe and leaves every allocated block in place.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_system_allocator() {}
+
 /// Huge page size on x86-64 and aarch64 with 4 KiB base pages.
 const HUGE_PAGE: usize = 2 << 20;
 
-/// Parked blocks: `(address, rounded size, alignment, parked at)`; address
-/// 0 is an empty slot.
-struct Cache {
-    slots: [(usize, usize, usize, u64); CACHE_SLOTS],
-    bytes: usize,
-    /// Counts parkings, to find the longest-parked block.
-    clock: u64,
+/// Returns every parked block to the system; returns the bytes released.
+/// Call it after a pass whose blocks the next work will not ask for (an
+/// inference pass between training epochs, see `crate::train::evaluate`).
+pub fn release_parked() -> usize {
+    lock(&CACHE).release()
 }
 
-static CACHE: Mutex<Cache> = Mutex::new(Cache {
-    slots: [(0, 0, 0, 0); CACHE_SLOTS],
-    bytes: 0,
-    clock: 0,
-});
+/// Returns every parked block to the system and asks the system allocator
+/// to return its free heap memory: between stages whose tensors differ
+/// (after a training, after embedding the pool), so that the next stage
+/// builds its own working set instead of keeping the last one's. Returns
+/// the bytes of parked blocks released.
+pub fn release() -> usize {
+    let released = release_parked();
+    trim_system_allocator();
+    released
+}
+
+/// Parked blocks and the window bookkeeping.
+struct Cache {
+    /// Parked blocks: `(address, rounded size, alignment, parked at)`;
+    /// address 0 is an empty slot.
+    slots: [(usize, usize, usize, u64); CACHE_SLOTS],
+    /// Bytes of parked blocks.
+    parked: usize,
+    /// Counts parkings: the "parked at" of the next block.
+    clock: u64,
+    /// `clock` when the previous window began.
+    previous_window: u64,
+    /// `clock` when the current window began.
+    current_window: u64,
+    /// Large allocations in the current window.
+    window_allocations: u32,
+}
+
+static CACHE: Mutex<Cache> = Mutex::new(Cache::new());
 
 impl Cache {
+    const fn new() -> Self {
+        Self {
+            slots: [(0, 0, 0, 0); CACHE_SLOTS],
+            parked: 0,
+            clock: 0,
+            previous_window: 0,
+            current_window: 0,
+            window_allocations: 0,
+        }
+    }
+
+    /// Counts a large allocation. Every [`WINDOW_ALLOCATIONS`] calls a new
+    /// window begins, and blocks parked before the previous one began go
+    /// back to the system.
+    fn count_allocation(&mut self) {
+        self.window_allocations += 1;
+        if self.window_allocations >= WINDOW_ALLOCATIONS {
+            self.window_allocations = 0;
+            self.previous_window = self.current_window;
+            self.current_window = self.clock;
+            let idle_since = self.previous_window;
+            self.evict_where(|parked_at| parked_at < idle_since);
+        }
+    }
+
     /// Takes a parked block of exactly this size and alignment.
     fn take(&mut self, size: usize, align: usize) -> Option<*mut u8> {
         let slot = self
@@ -132,46 +174,51 @@ impl Cache {
             .iter_mut()
             .find(|&&mut (address, s, a, _)| address != 0 && s == size && a == align)?;
         let address = std::mem::replace(&mut slot.0, 0);
-        self.bytes -= size;
+        self.parked -= size;
         Some(address as *mut u8)
     }
 
-    /// Parks a block, first returning the longest-parked blocks to the
-    /// system while it would not fit; false (nothing parked) when the block
-    /// alone exceeds the limit.
-    fn put(&mut self, block: *mut u8, size: usize, align: usize) -> bool {
-        let limit = cache_limit();
-        if size > limit {
-            return false;
-        }
-        loop {
-            let full = self.slots.iter().all(|slot| slot.0 != 0);
-            if !full && self.bytes + size <= limit {
-                break;
+    /// Returns the parked blocks whose "parked at" satisfies `evict` to the system.
+    fn evict_where(&mut self, evict: impl Fn(u64) -> bool) {
+        for slot in &mut self.slots {
+            if slot.0 != 0 && evict(slot.3) {
+                let (address, size, align, _) = std::mem::take(slot);
+                self.parked -= size;
+                // SAFETY: parked blocks came from `System.alloc` (or
+                // `System.alloc_zeroed`) with exactly this rounded layout,
+                // which was valid then, and belong to no caller.
+                unsafe {
+                    System.dealloc(
+                        address as *mut u8,
+                        Layout::from_size_align_unchecked(size, align),
+                    )
+                };
             }
-            let Some(oldest) = self
-                .slots
-                .iter_mut()
-                .filter(|slot| slot.0 != 0)
-                .min_by_key(|slot| slot.3)
-            else {
-                return false;
-            };
-            let (address, s, a, _) = std::mem::take(oldest);
-            self.bytes -= s;
-            // SAFETY: parked blocks came from `System.alloc` with exactly this
-            // rounded layout and belong to no caller.
-            unsafe { System.dealloc(address as *mut u8, Layout::from_size_align_unchecked(s, a)) };
         }
-        self.clock += 1;
+    }
+
+    /// Returns every parked block to the system; returns the bytes released.
+    fn release(&mut self) -> usize {
+        let released = self.parked;
+        self.evict_where(|_| true);
+        released
+    }
+
+    /// Parks a block given back by a caller, first returning the
+    /// longest-parked block to the system when every slot is taken.
+    fn put(&mut self, block: *mut u8, size: usize, align: usize) {
+        if self.slots.iter().all(|slot| slot.0 != 0) {
+            let oldest = self.slots.iter().map(|slot| slot.3).min();
+            self.evict_where(|parked_at| Some(parked_at) == oldest);
+        }
         let slot = self
             .slots
             .iter_mut()
             .find(|slot| slot.0 == 0)
-            .expect("a slot was freed above");
+            .expect("a slot is free: one was emptied above if none was");
         *slot = (block as usize, size, align, self.clock);
-        self.bytes += size;
-        true
+        self.clock += 1;
+        self.parked += size;
     }
 }
 
@@ -183,12 +230,38 @@ fn rounded(layout: Layout) -> Option<Layout> {
     Layout::from_size_align(layout.size().next_multiple_of(HUGE_PAGE), layout.align()).ok()
 }
 
-fn cache() -> std::sync::MutexGuard<'static, Cache> {
+fn lock(cache: &Mutex<Cache>) -> std::sync::MutexGuard<'_, Cache> {
     // A panic while holding the lock cannot leave the slots inconsistent
     // (each update is a single assignment), so a poisoned lock is usable.
-    CACHE
+    cache
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Serves a large request (`large`, already rounded): a parked block of
+/// its layout, else a fresh one from `fresh`. The second value says whether
+/// the block is fresh (zeroed when `fresh` zeroes).
+fn lend_large(
+    cache: &Mutex<Cache>,
+    large: Layout,
+    fresh: impl FnOnce(Layout) -> *mut u8,
+) -> (*mut u8, bool) {
+    let parked = {
+        let mut cache = lock(cache);
+        cache.count_allocation();
+        cache.take(large.size(), large.align())
+    };
+    if let Some(block) = parked {
+        return (block, false);
+    }
+    let block = fresh(large);
+    advise(block, large.size());
+    (block, true)
+}
+
+/// Parks a large block given back by its caller (`large`: its rounded layout).
+fn park_large(cache: &Mutex<Cache>, block: *mut u8, large: Layout) {
+    lock(cache).put(block, large.size(), large.align());
 }
 
 // SAFETY: small requests are forwarded unchanged to `System`. A large
@@ -202,66 +275,53 @@ unsafe impl GlobalAlloc for HugePageAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         tune_system_allocator();
         let Some(large) = rounded(layout) else {
-            // SAFETY: the caller's layout, forwarded unchanged (it has a
-            // non-zero size, as `GlobalAlloc::alloc` requires).
+            // SAFETY: the caller's layout has a non-zero size, as `System` requires.
             return unsafe { System.alloc(layout) };
         };
-        if let Some(block) = cache().take(large.size(), large.align()) {
-            return block;
-        }
-        // SAFETY: `large` is at least as big as the caller's non-zero layout.
-        let block = unsafe { System.alloc(large) };
-        advise(block, large.size());
-        block
+        // SAFETY: `large` is a valid layout of non-zero size (at least `layout`'s).
+        lend_large(&CACHE, large, |large| unsafe { System.alloc(large) }).0
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         tune_system_allocator();
         let Some(large) = rounded(layout) else {
-            // SAFETY: as in `alloc`.
+            // SAFETY: the caller's layout has a non-zero size, as `System` requires.
             return unsafe { System.alloc_zeroed(layout) };
         };
-        if let Some(block) = cache().take(large.size(), large.align()) {
-            // SAFETY: a parked block has `large.size() >= layout.size()`
-            // bytes and belongs to no one else now.
+        // SAFETY: `large` is a valid layout of non-zero size (at least `layout`'s).
+        let (block, fresh) =
+            lend_large(&CACHE, large, |large| unsafe { System.alloc_zeroed(large) });
+        if !fresh {
+            // SAFETY: a parked block of `large.size() >= layout.size()`
+            // bytes, now owned by this caller.
             unsafe { block.write_bytes(0, layout.size()) };
-            return block;
         }
-        // SAFETY: as in `alloc`.
-        let block = unsafe { System.alloc_zeroed(large) };
-        advise(block, large.size());
         block
     }
 
     unsafe fn dealloc(&self, block: *mut u8, layout: Layout) {
         match rounded(layout) {
-            // SAFETY: a small block came from `System` with this layout.
+            // SAFETY: a small block came from `System` with this very layout.
             None => unsafe { System.dealloc(block, layout) },
-            Some(large) => {
-                if !cache().put(block, large.size(), large.align()) {
-                    // SAFETY: a large block came from `System` (directly or
-                    // through the cache) with the rounded layout `large`.
-                    unsafe { System.dealloc(block, large) }
-                }
-            }
+            Some(large) => park_large(&CACHE, block, large),
         }
     }
 
     unsafe fn realloc(&self, block: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        // SAFETY: the caller guarantees that `new_size` with the old
-        // alignment forms a valid layout.
+        // SAFETY: the caller guarantees `new_size` with the old alignment
+        // forms a valid layout.
         let new_layout = unsafe { Layout::from_size_align_unchecked(new_size, layout.align()) };
         if rounded(layout).is_none() && rounded(new_layout).is_none() {
-            // SAFETY: both sizes are small, so `block` came from `System`
-            // with `layout`, and `System` serves the new size as it is.
+            // SAFETY: a small block from `System` with `layout`, resized to
+            // a small valid layout; the caller's contract carries over.
             return unsafe { System.realloc(block, layout, new_size) };
         }
-        // SAFETY: `new_layout` is valid and non-zero (the caller's contract).
+        // SAFETY: `new_layout` is valid and of non-zero size (the caller's contract).
         let moved = unsafe { self.alloc(new_layout) };
         if !moved.is_null() {
-            // SAFETY: both blocks hold at least the smaller of the two sizes
-            // and do not overlap (`moved` is a fresh allocation); `block`
-            // was allocated by this allocator with `layout`.
+            // SAFETY: both blocks are valid for the copied length (the
+            // smaller of the two sizes) and distinct; the old block was
+            // allocated here with `layout` and the caller gives it up.
             unsafe {
                 std::ptr::copy_nonoverlapping(block, moved, layout.size().min(new_size));
                 self.dealloc(block, layout);
@@ -325,43 +385,131 @@ mod tests {
         }
     }
 
+    /// A block of `pages` huge pages from `System`, counted by `cache` (as
+    /// after a miss).
+    fn lend(cache: &mut Cache, pages: usize) -> (*mut u8, usize) {
+        let size = pages * HUGE_PAGE;
+        cache.count_allocation();
+        // SAFETY: a valid non-zero layout; the tests park every block, and
+        // the cache frees it.
+        let block = unsafe { System.alloc(Layout::from_size_align(size, 64).unwrap()) };
+        assert!(!block.is_null());
+        (block, size)
+    }
+
+    /// Gives a lent block back to `cache`, which parks it.
+    fn give_back(cache: &mut Cache, (block, size): (*mut u8, usize)) {
+        cache.put(block, size, 64);
+    }
+
+    /// Takes a parked block of `pages` and lends it again.
+    fn reuse(cache: &mut Cache, pages: usize) -> Option<(*mut u8, usize)> {
+        let size = pages * HUGE_PAGE;
+        cache.count_allocation();
+        cache.take(size, 64).map(|block| (block, size))
+    }
+
+    /// Frees every block still parked in a test's cache.
+    fn empty(mut cache: Cache) {
+        cache.release();
+        assert_eq!(cache.parked, 0);
+    }
+
     #[test]
     fn a_full_cache_evicts_the_longest_parked_block() {
-        let mut cache = Cache {
-            slots: [(0, 0, 0, 0); CACHE_SLOTS],
-            bytes: 0,
-            clock: 0,
-        };
+        let mut cache = Cache::new();
+        let blocks: Vec<_> = (0..=CACHE_SLOTS).map(|_| lend(&mut cache, 1)).collect();
+        for &block in &blocks {
+            give_back(&mut cache, block);
+        }
+        // The first block was evicted to make room for the last one.
+        assert_eq!(cache.parked, CACHE_SLOTS * HUGE_PAGE);
+        assert!(cache
+            .slots
+            .iter()
+            .all(|slot| slot.0 != blocks[0].0 as usize));
+        let mut taken = Vec::new();
+        while let Some(block) = cache.take(HUGE_PAGE, 64) {
+            assert_ne!(block, blocks[0].0);
+            taken.push(block);
+        }
+        assert_eq!((taken.len(), cache.parked), (CACHE_SLOTS, 0));
         let layout = Layout::from_size_align(HUGE_PAGE, 64).unwrap();
-        // SAFETY: blocks from `System` with `layout`; the cache frees the
-        // evicted ones, the test frees the rest with the same layout.
-        unsafe {
-            let blocks: Vec<*mut u8> = (0..=CACHE_SLOTS).map(|_| System.alloc(layout)).collect();
-            for &block in &blocks {
-                assert!(cache.put(block, HUGE_PAGE, 64));
-            }
-            // The first block was evicted to make room for the last one.
-            assert_eq!(cache.bytes, CACHE_SLOTS * HUGE_PAGE);
-            assert!(cache.slots.iter().all(|slot| slot.0 != blocks[0] as usize));
-            while let Some(block) = cache.take(HUGE_PAGE, 64) {
-                assert_ne!(block, blocks[0]);
-                System.dealloc(block, layout);
-            }
-            assert_eq!(cache.bytes, 0);
+        for block in taken {
+            // SAFETY: allocated by `lend` with this layout, now owned by the test.
+            unsafe { System.dealloc(block, layout) };
         }
     }
 
     #[test]
-    fn a_freed_large_block_is_reused_for_the_same_size() {
-        // Sizes no other test uses, so parallel tests do not take the block.
-        let layout = Layout::from_size_align(LARGE_BLOCK + 12345, 32).unwrap();
-        // SAFETY: allocated and freed with the same layout.
-        unsafe {
-            let first = HugePageAllocator.alloc(layout);
-            HugePageAllocator.dealloc(first, layout);
-            let second = HugePageAllocator.alloc(layout);
-            assert_eq!(first, second);
-            HugePageAllocator.dealloc(second, layout);
+    fn a_steady_loop_reuses_every_block_it_cycles_through() {
+        let mut cache = Cache::new();
+        // One step: a 4-page tensor, freed, then a 2-page one: peak live is
+        // 4 pages, but reusing both needs 6.
+        let a = lend(&mut cache, 4);
+        give_back(&mut cache, a);
+        let b = lend(&mut cache, 2);
+        give_back(&mut cache, b);
+        // Many more steps than a window: every request is met by the same
+        // parked blocks; nothing is evicted.
+        for _ in 0..3 * WINDOW_ALLOCATIONS {
+            let again = reuse(&mut cache, 4).expect("4 pages parked");
+            assert_eq!(again.0, a.0);
+            give_back(&mut cache, again);
+            let again = reuse(&mut cache, 2).expect("2 pages parked");
+            assert_eq!(again.0, b.0);
+            give_back(&mut cache, again);
         }
+        assert_eq!(cache.parked, 6 * HUGE_PAGE);
+        empty(cache);
+    }
+
+    #[test]
+    fn blocks_idle_for_a_whole_window_go_back_to_the_system() {
+        let mut cache = Cache::new();
+        let big = lend(&mut cache, 8);
+        give_back(&mut cache, big);
+        // A loop of 1-page steps: the 8-page block stays for the rest of
+        // this window and the whole next one, then leaves.
+        let small = lend(&mut cache, 1);
+        give_back(&mut cache, small);
+        let mut steps = 2;
+        while cache.parked > HUGE_PAGE {
+            let block = reuse(&mut cache, 1).expect("1 page parked");
+            give_back(&mut cache, block);
+            steps += 1;
+        }
+        assert!(steps > WINDOW_ALLOCATIONS as usize, "{steps}");
+        assert!(steps <= 2 * WINDOW_ALLOCATIONS as usize, "{steps}");
+        assert_eq!(cache.parked, HUGE_PAGE);
+        empty(cache);
+    }
+
+    #[test]
+    fn release_returns_every_parked_block() {
+        let mut cache = Cache::new();
+        let a = lend(&mut cache, 3);
+        let b = lend(&mut cache, 1);
+        give_back(&mut cache, a);
+        assert_eq!(cache.release(), 3 * HUGE_PAGE);
+        assert_eq!(cache.parked, 0);
+        give_back(&mut cache, b);
+        assert_eq!(cache.parked, HUGE_PAGE);
+        empty(cache);
+    }
+
+    #[test]
+    fn a_freed_large_block_is_reused_for_the_same_size() {
+        let cache = Mutex::new(Cache::new());
+        let large = rounded(Layout::from_size_align(LARGE_BLOCK + 12345, 32).unwrap()).unwrap();
+        // SAFETY: a valid non-zero layout; the block is parked below and
+        // freed by `release`.
+        let (first, fresh) = lend_large(&cache, large, |large| unsafe { System.alloc(large) });
+        assert!(fresh && !first.is_null());
+        park_large(&cache, first, large);
+        let (second, fresh) = lend_large(&cache, large, |_| panic!("not from the cache"));
+        assert_eq!((second, fresh), (first, false));
+        park_large(&cache, second, large);
+        assert_eq!(lock(&cache).release(), large.size());
     }
 }

@@ -437,7 +437,9 @@ image_size = 32
 [data.synthetic]
 size = 32
 hard_patches = 40
+hard_slides = 4
 pool_patches = 20
+pool_slides = 2
 [model]
 name = "resnet18"
 pretrained = "resnet18.a1_in1k"

@@ -20,10 +20,38 @@ fn results(dir: &Path, output: &str) -> Vec<u8> {
 fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_experiment(dir.path(), TINY_EXPERIMENT);
-    let plan = run_ok(dir.path(), &["plan", &file, "--output", "one"]);
-    let plan = String::from_utf8_lossy(&plan.stdout);
-    assert!(plan.contains("6 cells"), "{plan}");
-    assert!(plan.contains("2 weak models"), "{plan}");
+    let plan = |jobs: &str| {
+        let args = [
+            "--threads",
+            "2",
+            "plan",
+            &file,
+            "--output",
+            "one",
+            "--jobs",
+            jobs,
+        ];
+        String::from_utf8(run_ok(dir.path(), &args).stdout).unwrap()
+    };
+    let first = plan("2");
+    assert!(first.contains("6 cells"), "{first}");
+    assert!(first.contains("2 weak models"), "{first}");
+    // Memory per job, and the time estimate for two jobs of one thread
+    // each, from speeds measured now...
+    for needle in [
+        "memory: about ",
+        "estimated time with --jobs 2 (1 thread each)",
+        "resnet10-w8 at 32 px, batch 16, evaluation batch 256, cpu, 1 thread: training",
+        "(measured now",
+    ] {
+        assert!(first.contains(needle), "expected {needle:?} in:\n{first}");
+    }
+    // ...then read from the cache (under the test's folder).
+    let again = plan("2");
+    assert!(
+        again.contains("(cached, measured ") && !again.contains("(measured now"),
+        "{again}"
+    );
     run_ok(
         dir.path(),
         &["run", &file, "--output", "one", "--jobs", "1"],
@@ -487,7 +515,7 @@ fn bad_overrides_name_the_key_and_the_flag() {
             "training.epochs=0",
             &[
                 "--set training.epochs=0",
-                "training.epochs must be at least 1",
+                "`training.epochs` = 0: expected at least 1",
             ],
         ),
         (

@@ -4,8 +4,11 @@ use super::progress::RunProgress;
 use super::GlobalArgs;
 use crate::experiment::load::describe;
 use crate::experiment::{load_experiment_with, Override};
+use crate::runner::calibrate::{load_average, Calibrator};
 use crate::runner::error::chain_text;
-use crate::runner::resolve::{describe_stale, resolve_cell, stale_stages};
+use crate::runner::estimate::{estimate, ASSUMED_FP_SHARE};
+use crate::runner::memory::{available_memory, fit_jobs, Bytes, MemoryEstimate};
+use crate::runner::resolve::{describe_stale, stale_stages};
 use crate::runner::{run_experiment, Plan, RunOptions, Stages};
 use anyhow::{Context, Result};
 use std::collections::BTreeSet;
@@ -16,7 +19,10 @@ use std::path::{Path, PathBuf};
 pub struct RunArgs {
     /// Experiment file (TOML).
     file: PathBuf,
-    /// Weak-model groups trained at the same time (threads are split between them).
+    /// Weak-model groups trained at the same time (threads are split between
+    /// them). Lowered, with a note, when that many jobs would not fit in the
+    /// memory available (MemAvailable, or the cgroup's limit); see `ablate plan`
+    /// for the estimate.
     #[arg(long, default_value_t = 1)]
     jobs: usize,
     /// Stop at the first failing cell.
@@ -100,6 +106,17 @@ pub struct PlanArgs {
     /// Output folder whose cache is consulted (default as for `ablate run`).
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Estimate the time of a run with this many jobs (as `ablate run --jobs`).
+    #[arg(long, default_value_t = 1)]
+    jobs: usize,
+    /// Measure this machine's speeds again instead of reusing the ones
+    /// cached in ~/.cache/ablate/speeds.json (e.g. once the machine is quiet).
+    #[arg(long)]
+    recalibrate: bool,
+    /// Skip the time estimate (which measures this machine's speeds the
+    /// first time a model, input size and batch are planned).
+    #[arg(long)]
+    no_estimate: bool,
     #[command(flatten)]
     settings: SettingsArgs,
 }
@@ -148,8 +165,15 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
             plan.cells.len()
         );
     }
+    let jobs = affordable_jobs(
+        &plan,
+        cells.as_ref(),
+        args.jobs.max(1),
+        args.stages,
+        args.settings.reuse_stale_stages,
+    )?;
     let options = RunOptions {
-        jobs: args.jobs.max(1),
+        jobs,
         threads,
         fail_fast: args.fail_fast,
         cells,
@@ -325,8 +349,42 @@ pub(super) fn print_test_metrics(output: &Path) {
     }
 }
 
-/// Prints the cells, the shared stages and the training counts.
-pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
+/// `--jobs`, or fewer (with a note on stderr) when the jobs would not fit in
+/// the memory available; an error when not even one would. Only the cells
+/// with stages left to compute count.
+fn affordable_jobs(
+    plan: &Plan,
+    selected: Option<&BTreeSet<usize>>,
+    requested: usize,
+    stages: Stages,
+    reuse_stale: bool,
+) -> Result<usize> {
+    let store = plan.store();
+    let work: BTreeSet<usize> = plan
+        .cells
+        .iter()
+        .filter(|cell| selected.is_none_or(|s| s.contains(&cell.index)))
+        .filter(|cell| match stages {
+            Stages::Cached => false,
+            Stages::Shared => !crate::runner::shared_cached(&store, cell, reuse_stale),
+            Stages::All | Stages::Cell => !crate::runner::cell_cached(&store, cell, reuse_stale),
+        })
+        .map(|cell| cell.index)
+        .collect();
+    let Some(estimate) = MemoryEstimate::of(plan, Some(&work))? else {
+        return Ok(requested);
+    };
+    let groups = plan.weak_groups(Some(&work)).len();
+    let (jobs, note) = fit_jobs(requested, groups, &estimate, available_memory().as_ref())?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
+    Ok(jobs)
+}
+
+/// Prints the cells, the shared stages, the training counts, the memory a
+/// job needs and the estimated time.
+pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> Result<i32> {
     let plan = load_plan(&args.file, args.output.clone(), None, &args.settings.set)?;
     let reuse_stale = args.settings.reuse_stale_stages;
     let counts = plan.counts(reuse_stale);
@@ -373,75 +431,66 @@ pub fn plan(args: &PlanArgs, _global: &GlobalArgs) -> Result<i32> {
     if let Err(e) = crate::runner::inputs::check_pretrained(&plan) {
         println!("model.pretrained: {e}");
     }
-    match estimate_seconds(&plan, reuse_stale) {
-        Ok(seconds) => println!(
-            "estimated time with --jobs 1: {} (from a short speed measurement of each model here; \
-             cached stages excluded)",
-            human_duration(seconds)
-        ),
-        Err(e) => println!("no time estimate: {e:#}"),
+    if let Some(memory) = MemoryEstimate::of(&plan, None)? {
+        let available = available_memory();
+        let fit = available
+            .as_ref()
+            .map(|a| {
+                format!(
+                    "; {} jobs fit in {} ({})",
+                    memory.jobs_that_fit(a.bytes),
+                    Bytes(a.bytes),
+                    a.source
+                )
+            })
+            .unwrap_or_default();
+        println!(
+            "memory: about {} per job ({}) and {} of decoded images{fit}",
+            Bytes(memory.per_job),
+            memory.largest,
+            Bytes(memory.shared)
+        );
+    }
+    if args.no_estimate {
+        return Ok(0);
+    }
+    let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
+    let mut calibrator = Calibrator::new(args.recalibrate);
+    let jobs = args.jobs.max(1);
+    match estimate(&plan, None, jobs, threads, reuse_stale, &mut calibrator) {
+        Ok(e) => {
+            let per_job = (threads / e.jobs).max(1);
+            println!(
+                "estimated time with --jobs {jobs} ({per_job} thread{}{}): {} (data {}, {} trainings {}, queries {}, report {}{})",
+                if per_job > 1 { "s" } else { "" },
+                if e.jobs > 1 { " each" } else { "" },
+                human_duration(e.seconds),
+                human_duration(e.data),
+                e.trainings,
+                human_duration(e.training),
+                human_duration(e.query),
+                human_duration(e.report),
+                if e.jobs > 1 { "; trainings and queries summed over the jobs" } else { "" }
+            );
+            if e.assumed_mining {
+                println!(
+                    "  strong models' mined patches assumed: {:.0}% of the validation negatives as false positives, until the weak models' queries are cached",
+                    100.0 * ASSUMED_FP_SHARE
+                );
+            }
+            println!("  speeds of this machine:");
+            for line in &calibrator.report {
+                println!("    {line}");
+            }
+            if let Some(load) = load_average() {
+                println!(
+                    "  load average now: {load:.2} (speeds measured under load predict a run under the same load; `--recalibrate` measures again)"
+                );
+            }
+        }
+        Err(e) => println!("no time estimate: {e}"),
     }
     Ok(0)
-}
-
-/// Rough wall time of the plan's remaining trainings: a measured training
-/// speed per (model, image size, batch, device), times the images each training
-/// visits (evaluation counted at a third of a training step's cost).
-fn estimate_seconds(plan: &Plan, reuse_stale: bool) -> Result<f64> {
-    use crate::model::resnet::ResNetConfig;
-    use crate::train::throughput::training_images_per_second;
-    let store = plan.store();
-    let mut speeds: std::collections::HashMap<(String, u32, usize, String), f64> =
-        Default::default();
-    let mut seen = BTreeSet::new();
-    let mut total = 0.0;
-    for cell in &plan.cells {
-        let c = &cell.config;
-        let key = (
-            c.model.name.clone(),
-            c.data.image_size,
-            c.training.batch_size,
-            c.device.clone(),
-        );
-        let speed = match speeds.get(&key) {
-            Some(&speed) => speed,
-            None => {
-                let model = ResNetConfig::from_name(&c.model.name, 2)?;
-                let speed = training_images_per_second(
-                    &model,
-                    c.data.image_size as usize,
-                    c.training.batch_size,
-                    1,
-                    2,
-                    &crate::device::open_device(&c.device)?,
-                )?;
-                speeds.insert(key, speed);
-                speed
-            }
-        };
-        let hard = match &c.data.path {
-            Some(path) => std::fs::read_dir(path.join(crate::data::HARD_DIR))
-                .with_context(|| {
-                    format!(
-                        "no dataset in '{}' to count (`ablate fetch dataset` downloads the public one)",
-                        path.display()
-                    )
-                })?
-                .count(),
-            None => c.data.synthetic.hard_patches,
-        } as f64;
-        let train = hard * (1.0 - c.data.split.test_fraction) * (1.0 - c.data.split.valid_fraction);
-        let eval = hard - train;
-        let per_training = (c.training.epochs as f64 * (train + eval / 3.0)) / speed;
-        let stages = resolve_cell(&store, cell, reuse_stale);
-        if seen.insert(cell.keys.weak.clone()) && stages.weak.found().is_none() {
-            total += per_training;
-        }
-        if stages.mining.as_ref().is_some_and(|m| m.found().is_none()) {
-            total += per_training * 1.15;
-        }
-    }
-    Ok(total)
 }
 
 /// `1 h 02 min`, `3 min 20 s`, `12 s`.

@@ -1,7 +1,9 @@
 //! `ablate speed`: training and inference images per second of one model on
 //! this machine, on seeded random input, as one JSON line per measurement
-//! (what the benchmark scripts compare against PyTorch).
+//! (what the benchmark scripts compare against PyTorch), with the FLOPs per
+//! image (`ablate::model::cost`) and the GFLOP/s they make.
 
+use crate::model::cost::ModelCost;
 use crate::model::resnet::ResNetConfig;
 use crate::train::throughput::{inference_images_per_second, training_images_per_second};
 use anyhow::{Context, Result};
@@ -30,7 +32,23 @@ pub struct SpeedArgs {
     /// What to measure.
     #[arg(long, value_enum, default_value_t = Mode::Both)]
     mode: Mode,
+    /// Winograd tiles for the 3x3 stride-1 convolutions where they are
+    /// faster (`on`), or every convolution on the im2col GEMM and direct
+    /// kernels (`off`), to measure the difference (CPU only).
+    #[arg(long, value_enum, default_value_t = Switch::On)]
+    winograd: Switch,
 }
+
+/// On or off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Switch {
+    On,
+    Off,
+}
+
+/// Signature shared by the training and inference measurements.
+type Measure =
+    fn(&ResNetConfig, usize, usize, usize, usize, &candle_core::Device) -> candle_core::Result<f64>;
 
 /// Which passes `ablate speed` times.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -48,15 +66,17 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
     let model = ResNetConfig::from_name(&args.model, 2).context("--model")?;
     let device = crate::device::open_device(&args.device).context("--device")?;
     let threads = candle_core::utils::get_num_threads();
+    crate::ops::set_winograd(args.winograd == Switch::On);
     let modes: &[Mode] = match args.mode {
         Mode::Both => &[Mode::Train, Mode::Inference],
         Mode::Train => &[Mode::Train],
         Mode::Inference => &[Mode::Inference],
     };
+    let cost = ModelCost::of(&model, args.image_size);
     for &mode in modes {
-        let measure = match mode {
-            Mode::Inference => inference_images_per_second,
-            _ => training_images_per_second,
+        let (measure, flops) = match mode {
+            Mode::Inference => (inference_images_per_second as Measure, cost.forward_flops),
+            _ => (training_images_per_second as Measure, cost.training_flops),
         };
         let images_per_s = measure(
             &model,
@@ -76,7 +96,10 @@ pub fn run(args: &SpeedArgs) -> Result<()> {
             "steps": args.steps,
             "device": args.device,
             "threads": threads,
+            "winograd": args.winograd == Switch::On,
             "images_per_s": images_per_s,
+            "flops_per_image": flops,
+            "gflops": images_per_s * flops as f64 / 1e9,
         });
         println!("{line}");
     }

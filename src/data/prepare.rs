@@ -8,6 +8,7 @@ use super::Dataset;
 use crate::setting::InvalidSetting;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+use std::sync::Arc;
 
 /// How the hard-labeled set is split into train, validation and test.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -89,16 +90,38 @@ pub enum PrepareError {
     Subsample(#[from] super::subsample::SubsampleError),
 }
 
+/// A dataset folder listed and decoded at one image size: what every
+/// split, fold and subsample of it shares (cloning shares the images).
+#[derive(Clone)]
+pub struct DecodedData {
+    /// Patches and pool as listed on disk.
+    pub dataset: Arc<Dataset>,
+    /// Decoded patches: the hard-labeled set, then the pool.
+    pub store: Arc<ImageStore>,
+}
+
+/// Lists the dataset at `root` and decodes every patch at `image_size`.
+pub fn decode(root: &Path, image_size: u32) -> Result<DecodedData, PrepareError> {
+    let dataset = load_dataset(root)?;
+    let all: Vec<super::Patch> = dataset.hard.iter().chain(&dataset.pool).cloned().collect();
+    let store = ImageStore::load(root, &all, image_size)?;
+    Ok(DecodedData {
+        dataset: Arc::new(dataset),
+        store: Arc::new(store),
+    })
+}
+
 /// The decoded dataset with its split.
 ///
 /// Hard-labeled patches and pool patches share one image store: store index
 /// `i < pool_offset` is `dataset.hard[i]`, and `pool_offset + j` is
-/// `dataset.pool[j]`, so mined pool patches join training by index.
+/// `dataset.pool[j]`, so mined pool patches join training by index. Splits
+/// of one [`DecodedData`] share its images.
 pub struct PreparedData {
     /// Patches and pool as listed on disk.
-    pub dataset: Dataset,
+    pub dataset: Arc<Dataset>,
     /// Decoded patches: the hard-labeled set, then the pool.
-    pub store: ImageStore,
+    pub store: Arc<ImageStore>,
     /// Label of each store index (true = positive; pool patches are negative).
     pub positive: Vec<bool>,
     /// Train/valid/test indices into `dataset.hard` (train after subsampling).
@@ -131,14 +154,40 @@ pub fn prepare(
     split: &SplitSpec,
     subsample: &Subsample,
 ) -> Result<PreparedData, PrepareError> {
-    let dataset = load_dataset(root)?;
-    let all: Vec<super::Patch> = dataset.hard.iter().chain(&dataset.pool).cloned().collect();
-    let store = ImageStore::load(root, &all, image_size)?;
-    let positive = all
+    split_decoded(&decode(root, image_size)?, split, subsample)
+}
+
+/// Splits already decoded data, then subsamples the training part (see
+/// [`prepare`]); the result shares the decoded images.
+pub fn split_decoded(
+    decoded: &DecodedData,
+    split: &SplitSpec,
+    subsample: &Subsample,
+) -> Result<PreparedData, PrepareError> {
+    let dataset = &decoded.dataset;
+    let positive = dataset
+        .hard
         .iter()
+        .chain(&dataset.pool)
         .map(|p| p.label == super::Label::Positive)
         .collect();
     let pool_offset = dataset.hard.len();
+    Ok(PreparedData {
+        dataset: Arc::clone(&decoded.dataset),
+        store: Arc::clone(&decoded.store),
+        positive,
+        split: split_dataset(dataset, split, subsample)?,
+        pool_offset,
+    })
+}
+
+/// The train/valid/test parts of a listed dataset's hard-labeled patches,
+/// the training part subsampled; no image is read.
+pub fn split_dataset(
+    dataset: &Dataset,
+    split: &SplitSpec,
+    subsample: &Subsample,
+) -> Result<Split, PrepareError> {
     let mut parts = match split.folds {
         Some(k) => kfold(
             &dataset.hard,
@@ -157,11 +206,5 @@ pub fn prepare(
         )?,
     };
     parts.train = subsample.apply(&parts.train, &dataset.hard, split.seed)?;
-    Ok(PreparedData {
-        dataset,
-        store,
-        positive,
-        split: parts,
-        pool_offset,
-    })
+    Ok(parts)
 }

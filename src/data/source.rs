@@ -125,6 +125,42 @@ pub fn ensure_synthetic(
     Ok(true)
 }
 
+/// The dataset that [`ensure_synthetic`] would write for `config` into
+/// `dir`, listed as [`super::layout::load_dataset`] would list it (same
+/// paths, labels, slides, kinds and order), without drawing an image: what
+/// `ablate plan` splits to count a run's images before the data exists.
+pub fn synthetic_listing(config: &SynthConfig, dir: &Path) -> Result<super::Dataset, SourceError> {
+    let planned = super::synth::plan(config).map_err(|source| SourceError::Generate {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let (mut hard, mut pool): (Vec<_>, Vec<_>) = planned
+        .iter()
+        .map(|patch| {
+            let entry = super::Patch {
+                path: PathBuf::from(patch.path()),
+                label: match patch.source {
+                    super::Source::Hard => patch.kind.label(),
+                    super::Source::Weak => super::Label::Negative,
+                },
+                slide: patch.slide.clone(),
+                kind: Some(patch.kind),
+            };
+            (patch.source, entry)
+        })
+        .partition(|(source, _)| *source == super::Source::Hard);
+    let strip = |part: &mut Vec<(super::Source, super::Patch)>| {
+        let mut patches: Vec<super::Patch> = part.drain(..).map(|(_, p)| p).collect();
+        patches.sort_by(|a, b| a.path.cmp(&b.path));
+        patches
+    };
+    Ok(super::Dataset {
+        root: dir.to_path_buf(),
+        hard: strip(&mut hard),
+        pool: strip(&mut pool),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +226,23 @@ mod tests {
         .unwrap();
         assert!(SynthRecord::read(dir.path()).is_none());
         assert!(ensure_synthetic(dir.path(), &config, Builds::Any).unwrap());
+    }
+
+    #[test]
+    fn the_listing_is_what_generating_and_loading_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = SynthConfig {
+            size: 32,
+            hard_patches: 40,
+            hard_slides: 4,
+            pool_patches: 30,
+            pool_slides: 3,
+            ..SynthConfig::default()
+        };
+        let listed = synthetic_listing(&config, dir.path()).unwrap();
+        ensure_synthetic(dir.path(), &config, Builds::This).unwrap();
+        let loaded = super::super::layout::load_dataset(dir.path()).unwrap();
+        assert_eq!(listed, loaded);
+        assert_eq!((listed.hard.len(), listed.pool.len()), (40, 30));
     }
 }

@@ -21,6 +21,7 @@ use super::gemm::{matmul, Mat, MatMut};
 use super::geometry::ConvGeometry;
 use super::im2col::{batch_to_blocks, blocks_to_batch, col2im, im2col};
 use super::scratch::with_scratch;
+use super::winograd;
 use candle_core::{CpuStorage, CustomOp2, DType, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
@@ -284,20 +285,38 @@ fn buffer_len(g: &ConvGeometry, rows: usize, per_chunk: usize, needed: bool) -> 
     }
 }
 
-/// Forward pass: the direct kernel for thin layers, else
+/// Forward pass: the direct kernel for thin layers, Winograd tiles for
+/// the 3x3 stride-1 layers [`winograd::choose`] picks, else
 /// `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
 fn forward(g: &ConvGeometry, x: &[f32], w: &[f32], epilogue: Option<&Epilogue>) -> Vec<f32> {
     let isa = Isa::detect();
-    if direct_conv::suits_forward(g, isa) {
+    let whole = if direct_conv::suits_forward(g, isa) {
         // SAFETY: the direct kernel writes every output pixel before the
         // epilogue or anything else reads `out`.
         let mut out = unsafe { output_buffer(g.n * g.k * g.out_pixels()) };
         direct_conv::forward(g, x, w, &mut out, isa);
-        if let Some(epilogue) = epilogue {
-            epilogue.apply(&mut out, g.k, g.out_pixels());
+        Some(out)
+    } else {
+        winograd::choose(g).map(|variant| winograd::forward(g, x, w, variant))
+    };
+    match whole {
+        Some(mut out) => {
+            if let Some(epilogue) = epilogue {
+                epilogue.apply(&mut out, g.k, g.out_pixels());
+            }
+            out
         }
-        return out;
+        None => forward_lowered(g, x, w, epilogue),
     }
+}
+
+/// Forward pass: `out[b] = weight[k, patch] x im2col(x[b])` per chunk.
+fn forward_lowered(
+    g: &ConvGeometry,
+    x: &[f32],
+    w: &[f32],
+    epilogue: Option<&Epilogue>,
+) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
     let per_chunk = g.images_per_chunk(TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
@@ -376,7 +395,9 @@ fn grad_blocks<'a>(
 }
 
 /// Input gradient: `col2im(weight^T x grad)` per chunk, or for thin
-/// stride-1 layers the direct forward kernel (see [`transposed_geometry`]).
+/// stride-1 layers the direct forward kernel (see [`transposed_geometry`]),
+/// or for the layers whose forward pass runs Winograd tiles the Winograd
+/// convolution of the gradient with the flipped kernels.
 fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
     let isa = Isa::detect();
     if let Some(gt) = transposed_geometry(g) {
@@ -387,6 +408,9 @@ fn input_grad(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f32> {
             direct_conv::forward(&gt, dy, &flipped_kernels(g, w), &mut dx, isa);
             return dx;
         }
+    }
+    if let Some(variant) = winograd::choose(g) {
+        return winograd::input_grad(g, dy, w, variant);
     }
     input_grad_lowered(g, dy, w)
 }
@@ -450,8 +474,23 @@ fn flipped_kernels(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
     flipped
 }
 
-/// Weight gradient: the direct kernel for thin layers, else
-/// `grad x im2col(x)^T` per chunk, summed over chunks.
+/// Weight gradient: the direct kernel for thin layers, Winograd tiles where
+/// the forward pass runs them, else [`weight_grad_lowered`].
+fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+    if g.n == 0 {
+        return vec![0.0; g.k * g.patch_len()];
+    }
+    let isa = Isa::detect();
+    if direct_conv::suits_weight_grad(g, isa) {
+        return direct_conv::weight_grad(g, x, dy, isa);
+    }
+    if let Some(variant) = winograd::choose(g) {
+        return winograd::weight_grad(g, x, dy, variant);
+    }
+    weight_grad_lowered(g, x, dy)
+}
+
+/// Weight gradient: `grad x im2col(x)^T` per chunk, summed over chunks.
 ///
 /// Both factors are contiguous along the reduction (pixel) axis, which the
 /// GEMM packs slowly (one strided stream per row of a wide AVX-512 panel).
@@ -459,15 +498,8 @@ fn flipped_kernels(g: &ConvGeometry, w: &[f32]) -> Vec<f32> {
 /// the smaller factor), the product is formed as `dW^T = im2col(x) x grad^T`
 /// with every operand in the layout the GEMM streams, and `dW^T` is
 /// transposed once at the end.
-fn weight_grad(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
+fn weight_grad_lowered(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f32> {
     let (p, pl, chw) = (g.out_pixels(), g.patch_len(), g.c * g.in_pixels());
-    if g.n == 0 {
-        return vec![0.0; g.k * pl];
-    }
-    let isa = Isa::detect();
-    if direct_conv::suits_weight_grad(g, isa) {
-        return direct_conv::weight_grad(g, x, dy, isa);
-    }
     let per_chunk = g.images_per_chunk(WEIGHT_GRAD_TARGET_COLS);
     let direct = g.is_pointwise() && per_chunk == 1;
     let col_len = buffer_len(g, pl, per_chunk, !direct);
@@ -602,10 +634,14 @@ mod tests {
             let ours = run(|x, w| conv2d(x, w, cs.stride, cs.padding), &x, &w, &r);
             let f = |args: &[Tensor]| conv2d(&args[0], &args[1], cs.stride, cs.padding);
             let inputs = [x, w];
-            let ex = finite_diff_error(&f, &inputs, 0, &r, &ours.grad_x, 8, 1e-2);
-            let ew = finite_diff_error(&f, &inputs, 1, &r, &ours.grad_w, 8, 1e-2);
+            // The loss is linear in each operand, so only rounding remains,
+            // and a wide step keeps it small next to the step: Winograd
+            // tiles round every output a perturbed input or weight reaches
+            // differently (about 1e-5 each for F(4x4)), which a step of 1e-2
+            // would magnify to a few 1e-3.
+            let ex = finite_diff_error(&f, &inputs, 0, &r, &ours.grad_x, 8, 0.25);
+            let ew = finite_diff_error(&f, &inputs, 1, &r, &ours.grad_w, 8, 0.25);
             eprintln!("{cs:?}: finite differences max |err| dx {ex:.2e}, dw {ew:.2e}");
-            // The loss is linear in each operand, so only rounding remains.
             assert!(
                 ex < 2e-3 && ew < 2e-3,
                 "{cs:?}: finite differences off by {ex} / {ew}"
@@ -673,6 +709,90 @@ mod tests {
         assert!(geometries.iter().any(|g| {
             transposed_geometry(g).is_some_and(|gt| direct_conv::suits_forward(&gt, isa))
         }));
+    }
+
+    #[test]
+    fn shared_cases_reach_both_winograd_tilings() {
+        // The candle, finite-difference and batch-norm tests above then run
+        // the Winograd forward pass and both gradients through the op.
+        let chosen: Vec<_> = CASES
+            .iter()
+            .filter_map(|cs| {
+                let (input, weight) = ([cs.n, cs.c, cs.h, cs.w], [cs.k, cs.c, cs.kh, cs.kw]);
+                winograd::choose(&ConvGeometry::new(&input, &weight, cs.stride, cs.padding).ok()?)
+            })
+            .collect();
+        assert!(chosen.contains(&winograd::Variant::F2));
+        assert!(chosen.contains(&winograd::Variant::F4));
+    }
+
+    /// Every 3x3 stride-1 layer `(channels, plane side)` of the shipped
+    /// models at the shipped input sizes (224 and 64 px).
+    fn resnet_layers() -> std::collections::BTreeSet<(usize, usize)> {
+        use crate::model::resnet::{ResNetConfig, KNOWN_NAMES};
+        let out =
+            |side: usize, kernel: usize, padding: usize| (side + 2 * padding - kernel) / 2 + 1;
+        let mut layers = std::collections::BTreeSet::new();
+        for name in KNOWN_NAMES {
+            let config = ResNetConfig::from_name(name, 2).expect("known name");
+            for size in [224, 64] {
+                // Stem 7x7/2, max pool 3x3/2, then a stride-2 stage start.
+                let mut side = out(out(size, 7, 3), 3, 1);
+                for (stage, &width) in config.stage_widths().iter().enumerate() {
+                    if stage > 0 {
+                        side = out(side, 3, 1);
+                    }
+                    layers.insert((width, side));
+                }
+            }
+        }
+        layers
+    }
+
+    #[test]
+    fn winograd_on_every_resnet_layer_within_its_bound_of_the_definition() {
+        // Forward pass, input and weight gradient of both tilings and of the
+        // lowered path against the f64 definition, on the full layer shapes
+        // at batch 1 (2 for planes of 8x8 and less). The bounds are relative
+        // to the largest magnitude of each reference.
+        use crate::ops::testing::relative_error;
+        use crate::ops::winograd::tests::{bound, Operands};
+        use crate::ops::winograd::Variant;
+        let layers = resnet_layers();
+        assert_eq!(layers.len(), 24, "{layers:?}");
+        for (i, &(channels, side)) in layers.iter().enumerate() {
+            let n = if side > 8 { 1 } else { 2 };
+            let input = [n, channels, side, side];
+            let g = ConvGeometry::new(&input, &[channels, channels, 3, 3], 1, 1).unwrap();
+            let ops = Operands::seeded(&g, 300 + 10 * i as u64);
+            let reference = ops.definition(&g);
+            let lowered = [
+                forward_lowered(&g, &ops.x, &ops.w, None),
+                input_grad_lowered(&g, &ops.dy, &ops.w),
+                weight_grad_lowered(&g, &ops.x, &ops.dy),
+            ];
+            let errors = |got: &[Vec<f32>; 3]| -> [f64; 3] {
+                std::array::from_fn(|j| relative_error(&got[j], &reference[j]))
+            };
+            let lowered = errors(&lowered);
+            let show = |e: [f64; 3]| format!("{:.1e} {:.1e} {:.1e}", e[0], e[1], e[2]);
+            let mut line = format!("{channels:>3} ch @ {side:>2}: lowered {}", show(lowered));
+            for variant in [Variant::F2, Variant::F4] {
+                let tiled = errors(&[
+                    winograd::forward(&g, &ops.x, &ops.w, variant),
+                    winograd::input_grad(&g, &ops.dy, &ops.w, variant),
+                    winograd::weight_grad(&g, &ops.x, &ops.dy, variant),
+                ]);
+                line += &format!(", {variant:?} {}", show(tiled));
+                for (what, error) in ["y", "dx", "dw"].iter().zip(tiled) {
+                    assert!(
+                        error <= bound(variant),
+                        "{variant:?} on {channels} channels at {side}x{side}: {what} off by {error:.2e}"
+                    );
+                }
+            }
+            eprintln!("{line}");
+        }
     }
 
     #[test]

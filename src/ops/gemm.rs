@@ -65,18 +65,31 @@ pub(crate) struct MatMut<'a> {
 impl<'a> MatMut<'a> {
     /// A dense row-major `rows x cols` matrix at the start of `data`.
     pub(crate) fn dense(data: &'a mut [f32], rows: usize, cols: usize) -> Self {
+        Self::strided(data, rows, cols, cols)
+    }
+
+    /// A row-major `rows x cols` matrix whose rows lie `row_stride` apart.
+    pub(crate) fn strided(
+        data: &'a mut [f32],
+        rows: usize,
+        cols: usize,
+        row_stride: usize,
+    ) -> Self {
         Self {
             data,
             rows,
             cols,
-            row_stride: cols,
+            row_stride,
         }
     }
 
+    /// Inside its slice, with rows that do not overlap (so no element is
+    /// written twice, possibly by two threads).
     fn in_bounds(&self) -> bool {
         self.rows == 0
             || self.cols == 0
-            || (self.rows - 1) * self.row_stride + self.cols <= self.data.len()
+            || ((self.rows == 1 || self.row_stride >= self.cols)
+                && (self.rows - 1) * self.row_stride + self.cols <= self.data.len())
     }
 }
 
@@ -87,6 +100,26 @@ impl<'a> MatMut<'a> {
 /// If the shapes do not agree or a view does not fit its slice: both are
 /// programming errors of the calling kernel, not user input.
 pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool) {
+    let parallelism = match num_threads() {
+        t if t > 1 => gemm::Parallelism::Rayon(t),
+        _ => gemm::Parallelism::None,
+    };
+    matmul_with(dst, lhs, rhs, accumulate, parallelism);
+}
+
+/// [`matmul`] on the calling thread only: for kernels that run many small
+/// products in parallel tasks of their own.
+pub(crate) fn matmul_serial(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool) {
+    matmul_with(dst, lhs, rhs, accumulate, gemm::Parallelism::None);
+}
+
+fn matmul_with(
+    dst: MatMut<'_>,
+    lhs: Mat<'_>,
+    rhs: Mat<'_>,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert!(
         rhs.rows == k && dst.rows == m && dst.cols == n,
@@ -107,10 +140,6 @@ pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bo
         }
         return;
     }
-    let parallelism = match num_threads() {
-        t if t > 1 => gemm::Parallelism::Rayon(t),
-        _ => gemm::Parallelism::None,
-    };
     // SAFETY: the asserts above keep every addressed element of lhs, rhs and
     // dst inside their slices; dst is an exclusive borrow, so it aliases
     // neither operand. Strides fit in isize because they index a slice.
@@ -156,6 +185,34 @@ mod tests {
         assert_eq!(dst, [4.0, 5.0, 10.0, 11.0]);
         matmul(MatMut::dense(&mut dst, 2, 2), l, r, true);
         assert_eq!(dst, [8.0, 10.0, 20.0, 22.0]);
+    }
+
+    #[test]
+    fn strided_destination_keeps_the_gap() {
+        // dst rows 3 apart: the third float of each row stays untouched.
+        let lhs = [1.0, 2.0, 3.0, 4.0];
+        let rhs = [1.0, 0.0, 0.0, 1.0];
+        let mut dst = [-1.0f32; 6];
+        matmul_serial(
+            MatMut::strided(&mut dst, 2, 2, 3),
+            Mat::dense(&lhs, 2, 2),
+            Mat::dense(&rhs, 2, 2),
+            false,
+        );
+        assert_eq!(dst, [1.0, 2.0, -1.0, 3.0, 4.0, -1.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of bounds")]
+    fn rejects_overlapping_destination_rows() {
+        let a = [1.0f32; 4];
+        let mut d = [0.0f32; 4];
+        matmul(
+            MatMut::strided(&mut d, 2, 2, 1),
+            Mat::dense(&a, 2, 2),
+            Mat::dense(&a, 2, 2),
+            false,
+        );
     }
 
     #[test]

@@ -33,6 +33,7 @@ mod relu;
 mod scratch;
 #[cfg(test)]
 pub(crate) mod testing;
+mod winograd;
 
 pub use batch_norm::{
     batch_norm_eval, batch_norm_eval_affine, batch_norm_relu_eval, batch_norm_relu_train,
@@ -42,6 +43,7 @@ pub use conv2d::{conv2d, conv2d_bn_eval};
 pub use geometry::ConvGeometry;
 pub(crate) use max_pool::max_pool2d_cpu;
 pub use relu::{add_relu, relu};
+pub use winograd::set_enabled as set_winograd;
 
 /// Errors of the fast ops: shapes and layouts they cannot handle.
 #[derive(Debug, thiserror::Error)]

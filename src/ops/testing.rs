@@ -112,7 +112,8 @@ const fn case(
 }
 
 /// Convolutions covering strides 1/2, paddings 0/1/3, 1x1/3x3/7x7 kernels,
-/// non-square inputs and batch 1.
+/// non-square inputs, batch 1, and each path of the CPU op (lowered, direct
+/// kernels, both Winograd tilings).
 pub(crate) const CONV_CASES: &[ConvCase] = &[
     case(1, 3, (9, 12), 5, 3, 1, 1),   // non-square, stride 1, batch 1
     case(3, 5, (9, 11), 7, 3, 2, 1),   // stride 2, batch 3, odd channels
@@ -131,6 +132,8 @@ pub(crate) const CONV_CASES: &[ConvCase] = &[
     case(2, 8, (10, 37), 8, 3, 1, 1),  // thin stride-1 layer (direct kernels on AVX-512)
     case(2, 3, (18, 40), 16, 7, 2, 3), // thin stem (direct kernels on AVX-512)
     case(3, 16, (9, 35), 8, 3, 2, 1),  // thin stride-2 layer (direct forward and weight grad)
+    case(2, 32, (9, 30), 32, 3, 1, 1), // Winograd F(2x2, 3x3)
+    case(9, 32, (8, 12), 32, 3, 1, 1), // Winograd F(4x4, 3x3)
 ];
 
 /// A convolution's output and the gradients of `sum(y * r)`.
@@ -166,4 +169,100 @@ pub(crate) fn conv_operands(cs: &ConvCase, seed: u64) -> (Tensor, Tensor, Tensor
 /// Relative error bound for sums of a few hundred products of O(1) terms.
 pub(crate) fn close(diff: f32, reference: &Tensor) -> bool {
     diff <= 2e-5 * (1.0 + max_abs(reference))
+}
+
+/// The convolution `g` of `x` with `w` by its definition, in f64.
+pub(crate) fn conv_definition(g: &ConvGeometry, x: &[f32], w: &[f32]) -> Vec<f64> {
+    let mut y = vec![0.0f64; g.n * g.k * g.out_pixels()];
+    for_each_tap_row(g, |b, k, c, tap, (oy, iy), (ox, ix, len)| {
+        let weight = w[(k * g.c + c) * g.kh * g.kw + tap] as f64;
+        let out = &mut y[((b * g.k + k) * g.oh + oy) * g.ow..][..g.ow];
+        let row = &x[((b * g.c + c) * g.h + iy) * g.w..][..g.w];
+        for i in 0..len {
+            out[ox + i] += weight * row[ix + i * g.stride] as f64;
+        }
+    });
+    y
+}
+
+/// The input gradient of the convolution `g` from the output gradient `dy`,
+/// by its definition, in f64.
+pub(crate) fn input_grad_definition(g: &ConvGeometry, dy: &[f32], w: &[f32]) -> Vec<f64> {
+    let mut dx = vec![0.0f64; g.n * g.c * g.in_pixels()];
+    for_each_tap_row(g, |b, k, c, tap, (oy, iy), (ox, ix, len)| {
+        let weight = w[(k * g.c + c) * g.kh * g.kw + tap] as f64;
+        let grad = &dy[((b * g.k + k) * g.oh + oy) * g.ow..][..g.ow];
+        let row = &mut dx[((b * g.c + c) * g.h + iy) * g.w..][..g.w];
+        for i in 0..len {
+            row[ix + i * g.stride] += weight * grad[ox + i] as f64;
+        }
+    });
+    dx
+}
+
+/// The weight gradient of the convolution `g` from its input `x` and output
+/// gradient `dy`, by its definition, in f64.
+pub(crate) fn weight_grad_definition(g: &ConvGeometry, x: &[f32], dy: &[f32]) -> Vec<f64> {
+    let mut dw = vec![0.0f64; g.k * g.patch_len()];
+    for_each_tap_row(g, |b, k, c, tap, (oy, iy), (ox, ix, len)| {
+        let grad = &dy[((b * g.k + k) * g.oh + oy) * g.ow..][..g.ow];
+        let row = &x[((b * g.c + c) * g.h + iy) * g.w..][..g.w];
+        let sum: f64 = (0..len)
+            .map(|i| grad[ox + i] as f64 * row[ix + i * g.stride] as f64)
+            .sum();
+        dw[(k * g.c + c) * g.kh * g.kw + tap] += sum;
+    });
+    dw
+}
+
+/// Calls `f(image, output channel, input channel, tap, (output row, input
+/// row), (first output column, its input column, columns))` for every run
+/// of products of the convolution `g` along one output row that does not
+/// fall into the padding: output column `ox + i` reads input column
+/// `ix + i * stride`.
+fn for_each_tap_row(
+    g: &ConvGeometry,
+    mut f: impl FnMut(usize, usize, usize, usize, (usize, usize), (usize, usize, usize)),
+) {
+    let valid = |out_len: usize, in_len: usize, tap: usize| {
+        super::im2col::valid_range(out_len, in_len, g.stride, g.padding, tap)
+    };
+    for b in 0..g.n {
+        for k in 0..g.k {
+            for c in 0..g.c {
+                for ky in 0..g.kh {
+                    let (y0, y1) = valid(g.oh, g.h, ky);
+                    for kx in 0..g.kw {
+                        let (x0, x1) = valid(g.ow, g.w, kx);
+                        if x0 >= x1 {
+                            continue;
+                        }
+                        let ix = x0 * g.stride + kx - g.padding;
+                        for oy in y0..y1 {
+                            let iy = oy * g.stride + ky - g.padding;
+                            f(b, k, c, ky * g.kw + kx, (oy, iy), (x0, ix, x1 - x0));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The largest absolute difference between `got` and the f64 `reference`,
+/// relative to the reference's largest magnitude.
+pub(crate) fn relative_error(got: &[f32], reference: &[f64]) -> f64 {
+    assert_eq!(got.len(), reference.len(), "compared lengths differ");
+    let scale = reference.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let worst = got
+        .iter()
+        .zip(reference)
+        .fold(0.0f64, |m, (&a, &b)| m.max((a as f64 - b).abs()));
+    worst / scale.max(f64::MIN_POSITIVE)
+}
+
+/// `len` seeded values uniform in `[-1, 1)` (see [`seeded`]).
+pub(crate) fn seeded_vec(len: usize, seed: u64) -> Vec<f32> {
+    let mut rng = seed::stream(seed, "ops-test", &[]);
+    (0..len).map(|_| rng.random_range(-1.0f32..1.0)).collect()
 }

@@ -168,6 +168,9 @@ pub fn train_and_test(
         best_epoch: trained.best_epoch,
         train_size: train.len(),
     };
+    // A stage ends: the next one (embedding, another training) builds its
+    // own working set, and the heaps give back the memory of this one.
+    crate::alloc::release();
     Ok((trained.model, trained.varmap, outcome))
 }
 
@@ -203,6 +206,8 @@ pub fn query(
     let fp_features = valid_features.index_select(&rows, 0)?;
     let (pool_features, pool_scores) =
         embed_and_score(weak, &data.store, &data.pool_indices(), batch, device)?;
+    // A stage ends (see `train_and_test`).
+    crate::alloc::release();
     Ok(Query {
         false_positives: fps,
         fp_features,
@@ -420,8 +425,9 @@ mod tests {
         // Pool patches 0 and 1 claim a test and a validation slide.
         let test_slide = data.dataset.hard[data.split.test[0]].slide.clone();
         let valid_slide = data.dataset.hard[data.split.valid[0]].slide.clone();
-        data.dataset.pool[0].slide = test_slide.clone();
-        data.dataset.pool[1].slide = valid_slide.clone();
+        let dataset = std::sync::Arc::make_mut(&mut data.dataset);
+        dataset.pool[0].slide = test_slide.clone();
+        dataset.pool[1].slide = valid_slide.clone();
         // One false positive at the origin; pool patches 0 and 1 sit on it,
         // the others farther out in order.
         let pool_len = data.dataset.pool.len();

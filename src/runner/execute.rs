@@ -19,7 +19,7 @@ use super::lock::StageLock;
 use super::plan::{CellPlan, Plan};
 use super::resolve::resolve_data;
 use super::store::{ArtifactStore, Resolution, StageRef, StaleStage};
-use crate::data::prepare::{prepare, PreparedData};
+use crate::data::prepare::{decode, split_decoded, DecodedData, PreparedData};
 use crate::data::source::{ensure_synthetic, Builds};
 use crate::mining::MinedPatch;
 use crate::model::init::build_seeded;
@@ -307,19 +307,28 @@ pub fn execute_with(
 /// A dataset decoded for a split, and the synthetic data stage it came from.
 type Decoded = (Arc<PreparedData>, Option<StageRef>);
 
-/// Decoded datasets shared between the groups of a run, by split key.
+/// Decoded datasets shared between the groups of a run: the images by data
+/// key (one decoded copy however many splits, folds and subsamples use
+/// them), the splits by split key.
 #[derive(Default)]
 struct DataCache {
-    prepared: Mutex<HashMap<String, Decoded>>,
+    loaded: Mutex<LoadedData>,
+}
+
+/// The maps of a [`DataCache`].
+#[derive(Default)]
+struct LoadedData {
+    decoded: HashMap<String, DecodedData>,
+    prepared: HashMap<String, Decoded>,
 }
 
 impl DataCache {
     fn get(&self, cell: &CellPlan, context: &GroupContext<'_>) -> Result<Decoded, CellError> {
-        let mut map = self
-            .prepared
+        let mut loaded = self
+            .loaded
             .lock()
             .map_err(|_| CellError::DataCachePoisoned)?;
-        if let Some(decoded) = map.get(&cell.keys.split) {
+        if let Some(decoded) = loaded.prepared.get(&cell.keys.split) {
             return Ok(decoded.clone());
         }
         let config = &cell.config;
@@ -335,10 +344,26 @@ impl DataCache {
             split.fold = config.replicate.fold;
         }
         let subsample = config.data.subsample().map_err(CellError::Settings)?;
-        let data = prepare(&root, config.data.image_size, &split, &subsample)
+        let images = match loaded.decoded.get(&cell.keys.data) {
+            Some(images) => images.clone(),
+            None => {
+                let images =
+                    decode(&root, config.data.image_size).map_err(|source| CellError::Dataset {
+                        root: root.clone(),
+                        source,
+                    })?;
+                loaded
+                    .decoded
+                    .insert(cell.keys.data.clone(), images.clone());
+                images
+            }
+        };
+        let data = split_decoded(&images, &split, &subsample)
             .map_err(|source| CellError::Dataset { root, source })?;
         let decoded = (Arc::new(data), data_ref);
-        map.insert(cell.keys.split.clone(), decoded.clone());
+        loaded
+            .prepared
+            .insert(cell.keys.split.clone(), decoded.clone());
         Ok(decoded)
     }
 }

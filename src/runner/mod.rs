@@ -7,13 +7,16 @@
 //! share one output folder; a plain or `Stages::Cached` run assembles the
 //! tables afterwards.
 
+pub mod calibrate;
 pub mod error;
+pub mod estimate;
 pub mod execute;
 pub mod found;
 pub mod inputs;
 pub mod keys;
 pub mod lock;
 pub mod manifest;
+pub mod memory;
 pub mod plan;
 pub mod resolve;
 pub mod results;

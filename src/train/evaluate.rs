@@ -2,6 +2,14 @@
 //!
 //! Probabilities and the loss are computed in f64 on the host from the
 //! logits, so they do not depend on how candle reduces them.
+//!
+//! Every pass ends by returning the allocator's parked blocks to the
+//! system ([`crate::alloc::release_parked`]): an inference pass's batch
+//! differs from the training batch (and the last batch from the others),
+//! so its blocks are of sizes the next training steps do not ask for, and
+//! inference passes end each epoch (validation), each training (test) and
+//! the query (pool). Keeping them would add every pass's working set to the
+//! training's.
 
 use crate::data::batch::make_batch;
 use crate::data::images::ImageStore;
@@ -44,6 +52,7 @@ pub fn evaluate(
     } else {
         loss_sum / indices.len() as f64
     };
+    crate::alloc::release_parked();
     Ok(Evaluation { scores, loss })
 }
 
@@ -82,7 +91,10 @@ pub fn embed_and_score(
         );
         parts.push(features);
     }
-    Ok((Tensor::cat(&parts, 0)?, scores))
+    let features = Tensor::cat(&parts, 0)?;
+    drop(parts);
+    crate::alloc::release_parked();
+    Ok((features, scores))
 }
 
 /// Globally average-pooled penultimate features of `indices`, one row per patch.
@@ -98,12 +110,15 @@ pub fn embed(
         let images = make_batch(store, chunk, None, device)?;
         parts.push(model.forward_features(&images, false)?);
     }
-    match parts.is_empty() {
+    let features = match parts.is_empty() {
         true => Tensor::zeros(
             (0, model.config().feature_dim()),
             candle_core::DType::F32,
             device,
         ),
         false => Tensor::cat(&parts, 0),
-    }
+    };
+    drop(parts);
+    crate::alloc::release_parked();
+    features
 }

@@ -12,11 +12,14 @@ pub fn ablate() -> Command {
     command
 }
 
-/// Runs `ablate` with `args` in `dir` and returns its output, failing the test on a non-zero exit.
+/// Runs `ablate` with `args` in `dir` and returns its output, failing the
+/// test on a non-zero exit. The user's cache folder (where `ablate plan`
+/// keeps this machine's speeds) is `dir/cache-home`.
 pub fn run_ok(dir: &Path, args: &[&str]) -> Output {
     let output = ablate()
         .args(args)
         .current_dir(dir)
+        .env("XDG_CACHE_HOME", dir.join("cache-home"))
         .output()
         .expect("ablate runs");
     assert!(

@@ -441,7 +441,11 @@ fn scenes_have_the_structures_of_their_kind() {
             .iter()
             .filter(|n| n.b > 0.016 && cluster.blob.sdf(n.centre) < 0.0)
             .collect();
-        assert!(tumour.len() >= 3, "invasion {i}: {} tumour nuclei", tumour.len());
+        assert!(
+            tumour.len() >= 3,
+            "invasion {i}: {} tumour nuclei",
+            tumour.len()
+        );
         assert!(tumour.iter().all(|n| space.blob.sdf(n.centre) < 0.0));
 
         let mimic = build_scene(PatchKind::Mimic, &style, &mut rng);
