@@ -358,6 +358,18 @@ fn baseline_label(table: &ResultsTable, config: usize, baseline: usize) -> Strin
     }
 }
 
+/// The exact two-sided Wilcoxon signed-rank test cannot go below
+/// `2 / 2^n` with `n` pairs: up to 5 pairs it can never reach 0.05.
+fn wilcoxon_floor(fewest_pairs: Option<usize>) -> String {
+    match fewest_pairs {
+        Some(n @ 1..=5) => format!(
+            " (with {n} pairs it cannot go below p = {})",
+            2.0 / f64::from(1u32 << n)
+        ),
+        _ => String::new(),
+    }
+}
+
 /// One table per comparison kind: a row per compared pair of
 /// configurations, per shown metric the mean difference and its
 /// Holm-adjusted paired t-test p.
@@ -366,13 +378,12 @@ fn comparison_blocks(inputs: &Inputs<'_>) -> Vec<Block> {
     let metrics = &inputs.options.metrics;
     let mut blocks = vec![
         Block::Heading(2, "Paired comparisons".into()),
-        Block::Paragraph(
+        Block::Paragraph(format!(
             "Mean differences over seeds/folds matched on both sides (Δ = compared − baseline) and the p-value of the \
              two-sided paired t-test, Holm-corrected within each metric and kind of comparison (bold: < 0.05). \
-             `comparisons.csv` adds the uncorrected p-values, the Wilcoxon signed-rank test (with 3 pairs it cannot go \
-             below p = 0.25) and every compared metric."
-                .into(),
-        ),
+             `comparisons.csv` adds the uncorrected p-values, the Wilcoxon signed-rank test{} and every compared metric.",
+            wilcoxon_floor(inputs.comparisons.iter().map(|c| c.n_pairs).min())
+        )),
     ];
     for kind in ComparisonKind::ALL {
         let mut pairs: Vec<(usize, usize)> = Vec::new();
@@ -618,5 +629,19 @@ mod tests {
         assert_eq!(fmt_p(0.0123), "0.012");
         assert_eq!(fmt_p(f64::NAN), "–");
         assert_eq!(capitalise("each strategy"), "Each strategy");
+    }
+
+    #[test]
+    fn the_wilcoxon_floor_is_stated_while_it_blocks_significance() {
+        assert_eq!(
+            wilcoxon_floor(Some(3)),
+            " (with 3 pairs it cannot go below p = 0.25)"
+        );
+        assert_eq!(
+            wilcoxon_floor(Some(5)),
+            " (with 5 pairs it cannot go below p = 0.0625)"
+        );
+        assert_eq!(wilcoxon_floor(Some(6)), "");
+        assert_eq!(wilcoxon_floor(None), "");
     }
 }
