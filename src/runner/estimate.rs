@@ -534,7 +534,13 @@ mod tests {
         assert!((e.data - 150.0 * 0.003).abs() < 1e-9, "{}", e.data);
         // Per seed: a weak model, a query, a k-NN strong model and an `all`
         // strong model (the whole pool of 50).
-        let knn = expected_mined(Strategy::KnnL2, 4, None, ASSUMED_FP_SHARE * sizes.valid_negatives, 50.0);
+        let knn = expected_mined(
+            Strategy::KnnL2,
+            4,
+            None,
+            ASSUMED_FP_SHARE * sizes.valid_negatives,
+            50.0,
+        );
         let training =
             |train: f64| 2.0 * (train * (0.01 + 0.001) + valid * (0.0025 + 0.0005)) + test * 0.003;
         let per_seed = training(train) + training(train + knn) + training(train + 50.0);

@@ -1,7 +1,7 @@
 use super::*;
 use clap::Parser;
-use std::collections::BTreeMap;
 use rand::seq::SliceRandom;
+use std::collections::BTreeMap;
 use std::fs;
 
 #[derive(clap::Parser)]
@@ -101,9 +101,9 @@ fn serde_fills_defaults_and_rejects_unknown_keys() {
 #[test]
 fn default_counts_by_hand() {
     let config = SynthConfig::default();
-    // Hard: 300 positive; 700 negatives, 35 mimics; 665 split 0.40/0.35/0.25
-    // = 266 / 232.75 / 166.25, the remainder goes to the largest fraction (nest).
-    assert_eq!(config.kind_counts(Source::Hard), [300, 266, 233, 166, 35]);
+    // Hard: 300 positive; 700 negatives, 105 mimics; 595 split 0.40/0.35/0.25
+    // = 238 / 208.25 / 148.75, the remainder goes to the largest fraction (vessel).
+    assert_eq!(config.kind_counts(Source::Hard), [300, 238, 208, 149, 105]);
     // Pool: 375 mimics; 1125 split = 450 / 393.75 / 281.25.
     assert_eq!(config.kind_counts(Source::Weak), [0, 450, 394, 281, 375]);
 }
@@ -481,7 +481,10 @@ fn every_run_of_patches_carries_each_kind_in_proportion() {
     for len in [7usize, 21, 60, 200] {
         for start in (0..total - len).step_by(13) {
             for (k, &n) in PatchKind::ALL.iter().zip(&counts) {
-                let got = kinds[start..start + len].iter().filter(|&&x| x == *k).count();
+                let got = kinds[start..start + len]
+                    .iter()
+                    .filter(|&&x| x == *k)
+                    .count();
                 let expected = (len * n) as f64 / total as f64;
                 assert!(
                     (got as f64 - expected).abs() <= 2.0,
