@@ -18,8 +18,8 @@ pub struct SynthArgs {
     #[arg(long, group = "target")]
     out: Option<PathBuf>,
     /// Write a contact sheet of the dataset's patch kinds (one row per kind,
-    /// at the generated size and enlarged) to this PNG file; without --out,
-    /// only the sheet is drawn.
+    /// at the generated size and enlarged; patches above 192 px are drawn at
+    /// 192 px) to this PNG file; without --out, only the sheet is drawn.
     #[arg(long, value_name = "FILE.png", group = "target")]
     preview: Option<PathBuf>,
     #[command(flatten)]

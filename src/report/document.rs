@@ -382,7 +382,14 @@ fn comparison_blocks(inputs: &Inputs<'_>) -> Vec<Block> {
             "Mean differences over seeds/folds matched on both sides (Δ = compared − baseline) and the p-value of the \
              two-sided paired t-test, Holm-corrected within each metric and kind of comparison (bold: < 0.05). \
              `comparisons.csv` adds the uncorrected p-values, the Wilcoxon signed-rank test{} and every compared metric.",
-            wilcoxon_floor(inputs.comparisons.iter().map(|c| c.n_pairs).min())
+            wilcoxon_floor(
+                inputs
+                    .comparisons
+                    .iter()
+                    .map(|c| c.n_pairs)
+                    .filter(|&n| n > 0)
+                    .min()
+            )
         )),
     ];
     for kind in ComparisonKind::ALL {

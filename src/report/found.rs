@@ -34,7 +34,11 @@ pub fn blocks(table: &ResultsTable, summaries: &[SummaryRow]) -> Vec<Block> {
         .iter()
         .filter(|s| s.model == super::load::Model::Strong && s.trained && s.n > 0)
         .collect();
-    if mining.is_empty() {
+    // Real data: the kind columns exist but hold no value.
+    if !mining
+        .iter()
+        .any(|s| mean(s, "pool_mimic_fraction").is_finite())
+    {
         return Vec::new();
     }
     let axes: Vec<usize> = table.varying_axes();

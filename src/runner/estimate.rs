@@ -42,12 +42,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// Share of the validation negatives assumed to become false positives
 /// before any weak model of the plan has run. On the default synthetic
 /// world quick.toml's weak models flag 17-34% of them at threshold 0.1; a
-/// quarter, on the low side, since the neighbourhoods of similar false
-/// positives overlap more than the independent draws of the union formula.
+/// quarter, mid-range, as the neighbourhoods of similar false positives
+/// overlap more than the independent draws of the union formula assume.
 pub const ASSUMED_FP_SHARE: f64 = 0.25;
 
 /// Seconds of `ablate report` (tables, figures, report files) per cell
-/// (measured: 0.25 s for the 9 cells of `quick.toml` on two cores).
+/// (measured: 0.25 s for the 9 cells of the former 3-seed `quick.toml` on
+/// two cores).
 pub const REPORT_SECONDS_PER_CELL: f64 = 0.03;
 
 /// What a model speed depends on.

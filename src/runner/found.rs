@@ -19,8 +19,12 @@ pub fn fp_column(kind: PatchKind) -> String {
 }
 
 /// False positives per negative kind, in [`NEGATIVE_KINDS`] order; `None`
-/// when a patch's kind is unknown (real data).
+/// when the patches' kinds are unknown (real data), even without false
+/// positives.
 pub fn false_positive_kinds(hard: &[Patch], hard_indices: &[usize]) -> Option<[usize; 4]> {
+    if hard.iter().any(|p| p.kind.is_none()) {
+        return None;
+    }
     let mut counts = [0; 4];
     for &i in hard_indices {
         let kind = hard[i].kind?;
@@ -90,6 +94,7 @@ mod tests {
     fn unknown_kinds_give_none() {
         let unknown = [patch(None)];
         assert_eq!(false_positive_kinds(&unknown, &[0]), None);
+        assert_eq!(false_positive_kinds(&unknown, &[]), None);
         assert_eq!(pool_mimic_fraction(&unknown), None);
         assert_eq!(pool_mimic_fraction(&[]), None);
     }

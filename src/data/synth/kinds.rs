@@ -12,10 +12,12 @@
 //! | EmptyVessel   | vessel lumen, maybe red cells    | endothelium    | none         |
 //! | Mimic         | retraction cleft (follows nest)  | none           | nest         |
 //!
-//! Invasion and Mimic differ only in the lining (flat, elongated endothelial
-//! nuclei and a thin membrane along the wall) and in the shape of the clear
+//! Invasion and Mimic differ in the lining (flat, elongated endothelial
+//! nuclei and a thin membrane along the wall), in the shape of the clear
 //! space (a vessel lumen is its own oval with the embolus floating off-centre;
-//! a retraction cleft is a halo of nearly even width that follows the nest).
+//! a retraction cleft follows the nest at nearly even width, blended towards
+//! a lumen's oval by `mimic_lumen_likeness`), and in the lumen's red cells and
+//! fluid.
 //! Stromal fibroblasts are also flat and elongated, so a single flat nucleus is
 //! not the cue: their arrangement along the wall is.
 
@@ -31,8 +33,9 @@ use std::f32::consts::{PI, TAU};
 /// that separates invasion from its mimic (see [`super::SynthConfig`]).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct SceneStyle {
-    /// Opacity of the endothelial lining (flat nuclei and membrane) of every
-    /// lined space, 0 (invisible) to 1 (full contrast).
+    /// Visibility of the endothelial lining of every lined space, 0
+    /// (absent) to 1 (full contrast): the opacity of its flat nuclei and the
+    /// thickness of its membrane.
     pub lining_visibility: f32,
     /// How much a retraction cleft is shaped like a vessel lumen: 0 follows
     /// the nest outline at nearly even width, 1 is an oval lumen with the nest
@@ -182,7 +185,10 @@ fn lined_space(rng: &mut impl Rng, blob: Blob, lining_visibility: f32) -> Space 
     Space {
         blob,
         fluid: rng.random_range(0.0..0.08),
-        membrane: Some(lining_visibility * rng.random_range(0.006..0.010)),
+        // Thinner as it fades, and none at all at visibility 0 (a band of
+        // zero width would still shade the wall).
+        membrane: Some(lining_visibility * rng.random_range(0.006..0.010))
+            .filter(|_| lining_visibility > 0.0),
         rim: rng.random_range(0.0..0.15),
     }
 }

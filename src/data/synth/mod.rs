@@ -50,7 +50,7 @@ use std::path::{Path, PathBuf};
 /// the synthetic data's record (`synth.json`) and the data stage's cache
 /// key, and unlike a mere change of build, no flag reuses data of another
 /// generator version.
-pub const GENERATOR_VERSION: u32 = 3;
+pub const GENERATOR_VERSION: u32 = 4;
 
 /// Settings of the synthetic dataset (also the `ablate synth` flags).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args)]
@@ -96,8 +96,9 @@ pub struct SynthConfig {
     #[arg(long, default_value_t = 1.0)]
     pub stain_variation: f64,
     /// Visibility of the endothelial lining (flat nuclei and membrane on the wall of
-    /// every vessel), the evidence that tells invasion from its mimic: 0 invisible
-    /// (invasion and mimic cannot be told apart), 1 full contrast.
+    /// every vessel), the main evidence that tells invasion from its mimic: 0 absent
+    /// (then only the cleft's shape, see mimic_lumen_likeness, and the lumen's red
+    /// cells and fluid remain), 1 full contrast.
     #[arg(long, default_value_t = 0.8)]
     pub lining_visibility: f64,
     /// How much a mimic's retraction cleft is shaped like a vessel lumen: 0 follows
@@ -106,8 +107,8 @@ pub struct SynthConfig {
     #[arg(long, default_value_t = 0.5)]
     pub mimic_lumen_likeness: f64,
     /// Widest mean width of the clear space around the tumour cluster of invasion and
-    /// mimic alike, in patch widths (each patch draws 35-100 % of it): the cue that
-    /// tells both from a plain tumour nest.
+    /// mimic alike, in patch widths, at most 0.15 (each patch draws 35-100 % of it):
+    /// the cue that tells both from a plain tumour nest.
     #[arg(long, default_value_t = 0.14)]
     pub space_width: f64,
     /// Share of invasions and mimics alike whose tumour cluster fills its space,
@@ -450,7 +451,8 @@ const GRID_ROWS: u64 = 300;
 
 /// Decides, for every patch of both sources, its kind, slide and coordinates.
 /// Slides get different numbers of patches (weights drawn per slide, at
-/// least one patch each) and each slide the same mix of kinds, up to rounding.
+/// least one patch each) and each slide about the same mix of kinds (within a
+/// patch or two of each).
 pub fn plan(config: &SynthConfig) -> Result<Vec<PlannedPatch>, SynthError> {
     config.validate()?;
     let mut all = plan_source(config, Source::Hard);

@@ -74,16 +74,26 @@ fn examples(config: &SynthConfig) -> Result<Vec<Vec<RgbImage>>, SynthError> {
         .collect())
 }
 
-/// Draws the contact sheet of the dataset `config` describes.
+/// Draws the contact sheet of the dataset `config` describes. Patches larger
+/// than [`ENLARGED_SIDE`] are drawn at that size (drawings scale, so they
+/// look alike) and shown once, without an enlarged copy.
 pub fn contact_sheet(config: &SynthConfig) -> Result<RgbImage, SynthError> {
-    let rows = examples(config)?;
-    let size = config.size;
+    let shown = SynthConfig {
+        size: config.size.min(ENLARGED_SIDE),
+        ..config.clone()
+    };
+    let rows = examples(&shown)?;
+    let size = shown.size;
     let scale = enlargement(size);
     let big = size * scale;
     let n = EXAMPLES_PER_KIND as u32;
     let native_x = MARGIN + LABEL_WIDTH;
     let enlarged_x = native_x + n * (size + GAP) + 3 * GAP;
-    let width = enlarged_x + n * (big + GAP) - GAP + MARGIN;
+    let width = if scale > 1 {
+        enlarged_x + n * (big + GAP) - GAP + MARGIN
+    } else {
+        enlarged_x - 3 * GAP - GAP + MARGIN
+    };
     let row_height = big.max(size) + 2 * GAP;
     let height = MARGIN + HEADER + ROWS.len() as u32 * row_height + MARGIN;
     let mut sheet = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
@@ -92,10 +102,22 @@ pub fn contact_sheet(config: &SynthConfig) -> Result<RgbImage, SynthError> {
         for (i, patch) in images.iter().enumerate() {
             let i = i as u32;
             blit(&mut sheet, patch, native_x + i * (size + GAP), top, 1);
-            blit(&mut sheet, patch, enlarged_x + i * (big + GAP), top, scale);
+            if scale > 1 {
+                blit(&mut sheet, patch, enlarged_x + i * (big + GAP), top, scale);
+            }
         }
     }
-    label(&mut sheet, size, scale, native_x, enlarged_x, row_height)?;
+    let heading = if config.size == size {
+        format!("as generated ({size} px)")
+    } else {
+        format!("as generated ({} px), drawn at {size} px", config.size)
+    };
+    let columns = Columns {
+        heading,
+        native_x,
+        enlarged: (scale > 1).then_some((scale, enlarged_x)),
+    };
+    label(&mut sheet, size, scale, &columns, row_height)?;
     Ok(sheet)
 }
 
@@ -110,13 +132,20 @@ fn blit(sheet: &mut RgbImage, patch: &RgbImage, x: u32, y: u32, scale: u32) {
     }
 }
 
+/// The sheet's columns: the first one's title and place, and the enlarged
+/// copies' scale and place (none when the patches are not enlarged).
+struct Columns {
+    heading: String,
+    native_x: u32,
+    enlarged: Option<(u32, u32)>,
+}
+
 /// Writes the column titles and each row's kind name onto the sheet.
 fn label(
     sheet: &mut RgbImage,
     size: u32,
     scale: u32,
-    native_x: u32,
-    enlarged_x: u32,
+    columns: &Columns,
     row_height: u32,
 ) -> Result<(), SynthError> {
     let text_error = |message: String| SynthError::Preview { message };
@@ -135,18 +164,15 @@ fn label(
         ))
         .map_err(|e| text_error(e.to_string()))
     };
-    draw(
-        &format!("as generated ({size} px)"),
-        &title,
-        native_x,
-        MARGIN + 8,
-    )?;
-    draw(
-        &format!("enlarged {scale}x"),
-        &title,
-        enlarged_x,
-        MARGIN + 8,
-    )?;
+    draw(&columns.heading, &title, columns.native_x, MARGIN + 8)?;
+    if let Some((scale, enlarged_x)) = columns.enlarged {
+        draw(
+            &format!("enlarged {scale}x"),
+            &title,
+            enlarged_x,
+            MARGIN + 8,
+        )?;
+    }
     for (r, &kind) in ROWS.iter().enumerate() {
         let top = MARGIN + HEADER + r as u32 * row_height + GAP;
         let centre = top + (size * scale).max(size) / 2;
@@ -185,6 +211,34 @@ mod tests {
             pool_patches: 40,
             pool_slides: 3,
             ..SynthConfig::default()
+        }
+    }
+
+    #[test]
+    fn large_patches_are_drawn_at_the_enlarged_side_once() {
+        let large = SynthConfig {
+            size: 400,
+            ..tiny()
+        };
+        let sheet = contact_sheet(&large).unwrap();
+        let side = SynthConfig {
+            size: ENLARGED_SIDE,
+            ..tiny()
+        };
+        let rows = examples(&side).unwrap();
+        let n = EXAMPLES_PER_KIND as u32;
+        let native_x = MARGIN + LABEL_WIDTH;
+        assert_eq!(
+            sheet.width(),
+            native_x + n * (ENLARGED_SIDE + GAP) - GAP + MARGIN
+        );
+        let top = MARGIN + HEADER + GAP;
+        let patch = &rows[0][0];
+        for (px, py) in [(0, 0), (50, 120), (191, 191)] {
+            assert_eq!(
+                sheet.get_pixel(native_x + px, top + py),
+                patch.get_pixel(px, py)
+            );
         }
     }
 

@@ -506,3 +506,75 @@ fn every_run_of_patches_carries_each_kind_in_proportion() {
     });
     assert!(windows_off);
 }
+
+#[test]
+fn lining_visibility_zero_removes_the_lining_and_one_draws_it_opaque() {
+    let style_with = |lining_visibility| SceneStyle {
+        lining_visibility,
+        ..SynthConfig::default().scene_style()
+    };
+    for i in 0..20 {
+        for (kind, visibility) in [
+            (PatchKind::Invasion, 0.0),
+            (PatchKind::EmptyVessel, 0.0),
+            (PatchKind::Invasion, 1.0),
+        ] {
+            let scene = build_scene(
+                kind,
+                &style_with(visibility),
+                &mut stream(5, "test-lining", &[i]),
+            );
+            let space = scene.space.as_ref().unwrap();
+            // Endothelial nuclei: the flat ones sitting on the wall.
+            let lining = scene
+                .nuclei
+                .iter()
+                .filter(|n| space.blob.sdf(n.centre).abs() < 0.01 && n.b < 0.016)
+                .count();
+            if visibility == 0.0 {
+                assert!(space.membrane.is_none(), "{kind:?} {i}");
+                assert_eq!(lining, 0, "{kind:?} {i}");
+            } else {
+                assert!(space.membrane.is_some_and(|t| t > 0.005), "{kind:?} {i}");
+                assert!(lining >= 3, "{kind:?} {i}: {lining} lining nuclei");
+                assert!(
+                    scene.nuclei.iter().all(|n| n.opacity == 1.0),
+                    "{kind:?} {i}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn filled_clusters_leave_a_hairline_and_open_ones_a_space() {
+    for (filled_fraction, low, high) in [(1.0f32, 0.04, 0.12), (0.0, 0.35, 1.0)] {
+        let style = SceneStyle {
+            filled_fraction,
+            ..SynthConfig::default().scene_style()
+        };
+        for i in 0..20 {
+            for kind in [PatchKind::Invasion, PatchKind::Mimic] {
+                let scene = build_scene(kind, &style, &mut stream(6, "test-filled", &[i]));
+                let space = scene.space.as_ref().unwrap();
+                let cluster = scene.cluster.as_ref().unwrap();
+                let gap = space.blob.radius - cluster.blob.radius;
+                let (lo, hi) = (low * style.space_width, high * style.space_width);
+                assert!(
+                    gap >= lo - 1e-6 && gap <= hi + 1e-6,
+                    "{kind:?} {i}: gap {gap} outside [{lo}, {hi}]"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn space_width_is_capped_where_the_cluster_still_fits() {
+    let config = SynthConfig {
+        space_width: 0.16,
+        ..SynthConfig::default()
+    };
+    let error = config.validate().unwrap_err().to_string();
+    assert!(error.contains("space_width"), "{error}");
+}
