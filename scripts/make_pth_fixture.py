@@ -26,6 +26,8 @@ import torch
 import torch.nn as nn
 from safetensors.torch import save_file
 
+from fixture_weights import randomise
+
 SEED = 20240917
 LAYERS = [1, 1, 1, 1]
 BASE_WIDTH = 4
@@ -66,29 +68,10 @@ class Net(nn.Module):
         self.fc = nn.Linear(inplanes, NUM_CLASSES)
 
 
-def randomise(model, gen):
-    """Non-trivial weights and running statistics, so that a wrong name or a
-    transposed tensor changes the outputs."""
-    with torch.no_grad():
-        for module in model.modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=gen)
-                module.bias.normal_(0.0, 0.2, generator=gen)
-                module.running_mean.normal_(0.0, 0.3, generator=gen)
-                module.running_var.uniform_(0.5, 2.0, generator=gen)
-                module.num_batches_tracked.fill_(11)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, 0.3, generator=gen)
-                module.bias.normal_(0.0, 0.1, generator=gen)
-
-
 def main():
     gen = torch.Generator().manual_seed(SEED)
     model = Net()
-    randomise(model, gen)
+    randomise(model, gen, batches_tracked=11)
     state = model.state_dict()
 
     os.makedirs(OUT_DIR, exist_ok=True)

@@ -27,6 +27,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from safetensors.torch import save_file
+
+from fixture_weights import randomise
 from torchvision.models.resnet import BasicBlock, ResNet
 
 SEED = 20240601
@@ -84,30 +86,11 @@ class NarrowResNet(ResNet):
         return features, self.fc(features)
 
 
-def randomise(model, gen):
-    """Non-trivial weights and running statistics, so that a wrong name, a
-    transposed tensor or eval/train confusion changes the outputs."""
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if isinstance(module, nn.Conv2d):
-                fan_in = module.weight[0].numel()
-                module.weight.normal_(0.0, (2.0 / fan_in) ** 0.5, generator=gen)
-            elif isinstance(module, nn.BatchNorm2d):
-                module.weight.uniform_(0.5, 1.5, generator=gen)
-                module.bias.normal_(0.0, 0.2, generator=gen)
-                module.running_mean.normal_(0.0, 0.3, generator=gen)
-                module.running_var.uniform_(0.5, 2.0, generator=gen)
-                module.num_batches_tracked.fill_(7)
-            elif isinstance(module, nn.Linear):
-                module.weight.normal_(0.0, 0.3, generator=gen)
-                module.bias.normal_(0.0, 0.1, generator=gen)
-
-
 def main():
     torch.manual_seed(SEED)
     gen = torch.Generator().manual_seed(SEED)
     model = NarrowResNet(LAYERS, BASE_WIDTH, NUM_CLASSES)
-    randomise(model, gen)
+    randomise(model, gen, batches_tracked=7)
     x = torch.randn(INPUT_SHAPE, generator=gen)
     labels = torch.tensor([0, 1], dtype=torch.int64)
 

@@ -9,6 +9,7 @@ use super::load::{display_value, Model, ResultsTable, STRATEGY_AXIS};
 use super::options::{higher_is_better, metric_label, ReportOptions};
 use super::provenance::Provenance;
 use super::summary::SummaryRow;
+use crate::stats::Summary;
 use std::path::Path;
 
 /// One table cell.
@@ -232,23 +233,66 @@ fn plural(n: usize) -> &'static str {
     }
 }
 
-/// Columns naming a configuration: the varying axes (strategy included).
-fn config_columns(table: &ResultsTable) -> Vec<usize> {
-    table.varying_axes()
+/// The columns that name a configuration in a table: the varying axes, and
+/// the strategy unless it is one of them.
+pub struct ConfigColumns {
+    axes: Vec<usize>,
+    show_strategy: bool,
+}
+
+impl ConfigColumns {
+    /// The naming columns of `table`'s configurations.
+    pub fn of(table: &ResultsTable) -> Self {
+        let axes = table.varying_axes();
+        let show_strategy = table
+            .axis_index(STRATEGY_AXIS)
+            .is_none_or(|i| !axes.contains(&i));
+        Self {
+            axes,
+            show_strategy,
+        }
+    }
+
+    /// Their header texts.
+    pub fn header(&self, table: &ResultsTable) -> Vec<String> {
+        let mut header: Vec<String> = self.axes.iter().map(|&i| table.axes[i].clone()).collect();
+        if self.show_strategy {
+            header.push("strategy".into());
+        }
+        header
+    }
+
+    /// Their cells for configuration `config`.
+    pub fn cells(&self, table: &ResultsTable, config: usize) -> Vec<Cell> {
+        let config = &table.configurations[config];
+        let mut row: Vec<Cell> = self
+            .axes
+            .iter()
+            .map(|&i| Cell::plain(display_value(&config.values[i])))
+            .collect();
+        if self.show_strategy {
+            row.push(Cell::plain(config.strategy.clone()));
+        }
+        row
+    }
+}
+
+/// "mean ± SD" with three decimals, or the mean alone when the SD is not
+/// finite (a single replicate).
+pub fn mean_sd(stat: &Summary) -> String {
+    if stat.sd.is_finite() {
+        format!("{} ± {}", fmt3(stat.mean), fmt3(stat.sd))
+    } else {
+        fmt3(stat.mean)
+    }
 }
 
 /// The mean ± SD table with best values in bold and significance marks.
 fn results_table(inputs: &Inputs<'_>) -> Table {
     let t = inputs.table;
     let metrics = &inputs.options.metrics;
-    let axes = config_columns(t);
-    let show_strategy = t
-        .axis_index(STRATEGY_AXIS)
-        .is_none_or(|i| !axes.contains(&i));
-    let mut header: Vec<String> = axes.iter().map(|&i| t.axes[i].clone()).collect();
-    if show_strategy {
-        header.push("strategy".into());
-    }
+    let columns = ConfigColumns::of(t);
+    let mut header = columns.header(t);
     header.extend(["model".to_string(), "n".to_string()]);
     header.extend(metrics.iter().map(|m| metric_label(m)));
     let shown: Vec<&SummaryRow> = inputs
@@ -273,14 +317,7 @@ fn results_table(inputs: &Inputs<'_>) -> Table {
         .collect();
     let mut rows = Vec::new();
     for s in shown {
-        let config = &t.configurations[s.config];
-        let mut row: Vec<Cell> = axes
-            .iter()
-            .map(|&i| Cell::plain(display_value(&config.values[i])))
-            .collect();
-        if show_strategy {
-            row.push(Cell::plain(config.strategy.clone()));
-        }
+        let mut row = columns.cells(t, s.config);
         row.push(Cell::plain(s.model.name()));
         row.push(Cell::plain(s.n.to_string()));
         for (m, &best) in metrics.iter().zip(&best) {
@@ -288,11 +325,7 @@ fn results_table(inputs: &Inputs<'_>) -> Table {
                 row.push(Cell::plain("–"));
                 continue;
             };
-            let text = if stat.sd.is_finite() {
-                format!("{} ± {}", fmt3(stat.mean), fmt3(stat.sd))
-            } else {
-                fmt3(stat.mean)
-            };
+            let text = mean_sd(stat);
             let mut marks = String::new();
             if s.model == Model::Strong {
                 marks += comparison_marks(inputs.comparisons, ComparisonKind::VsNone, s.config, m);

@@ -3,8 +3,8 @@
 //! the pool's base rate it is compared with (synthetic data, whose results
 //! carry the kinds).
 
-use super::document::{fmt3, Block, Cell, Table};
-use super::load::{display_value, ResultsTable, STRATEGY_AXIS};
+use super::document::{fmt3, mean_sd, Block, Cell, ConfigColumns, Table};
+use super::load::ResultsTable;
 use super::summary::SummaryRow;
 use crate::data::PatchKind;
 use crate::runner::found::{fp_column, NEGATIVE_KINDS};
@@ -41,14 +41,8 @@ pub fn blocks(table: &ResultsTable, summaries: &[SummaryRow]) -> Vec<Block> {
     {
         return Vec::new();
     }
-    let axes: Vec<usize> = table.varying_axes();
-    let show_strategy = table
-        .axis_index(STRATEGY_AXIS)
-        .is_none_or(|i| !axes.contains(&i));
-    let mut header: Vec<String> = axes.iter().map(|&i| table.axes[i].clone()).collect();
-    if show_strategy {
-        header.push("strategy".into());
-    }
+    let columns = ConfigColumns::of(table);
+    let mut header = columns.header(table);
     let labelled = header.len();
     header.push("n".into());
     header.push("false positives".into());
@@ -65,14 +59,7 @@ pub fn blocks(table: &ResultsTable, summaries: &[SummaryRow]) -> Vec<Block> {
     ]);
     let mut rows = Vec::new();
     for s in mining {
-        let config = &table.configurations[s.config];
-        let mut row: Vec<Cell> = axes
-            .iter()
-            .map(|&i| Cell::plain(display_value(&config.values[i])))
-            .collect();
-        if show_strategy {
-            row.push(Cell::plain(config.strategy.clone()));
-        }
+        let mut row = columns.cells(table, s.config);
         row.push(Cell::plain(s.n.to_string()));
         row.push(Cell::plain(fmt1(mean(s, "false_positives"))));
         for kind in NEGATIVE_KINDS {
@@ -80,11 +67,7 @@ pub fn blocks(table: &ResultsTable, summaries: &[SummaryRow]) -> Vec<Block> {
         }
         row.push(Cell::plain(fmt1(mean(s, "mined"))));
         let share = s.stat("mimic_fraction");
-        row.push(Cell::plain(match share {
-            Some(st) if st.sd.is_finite() => format!("{} ± {}", fmt3(st.mean), fmt3(st.sd)),
-            Some(st) => fmt3(st.mean),
-            None => "–".into(),
-        }));
+        row.push(Cell::plain(share.map_or_else(|| "–".into(), mean_sd)));
         let base = mean(s, "pool_mimic_fraction");
         row.push(Cell::plain(fmt3(base)));
         let enrichment = share.map_or(f64::NAN, |st| st.mean) / base;

@@ -6,29 +6,18 @@
 //! is missing when a cell failed); `n` counts the finished replicates.
 
 use super::load::{Model, ResultsTable, STRATEGY_AXIS};
+use crate::runner::results::{CELL_COLUMNS, METRIC_COLUMNS};
 use crate::stats::{describe, Summary};
 
-/// Metrics summarised, in column order (those the table has).
-pub const SUMMARY_METRICS: [&str; 18] = [
-    "loss",
-    "auroc",
-    "auprc",
-    "sensitivity",
-    "specificity",
-    "precision",
-    "f1",
-    "accuracy",
-    "false_positives",
-    "mined",
-    "mimic_fraction",
-    "pool_mimic_fraction",
-    "fp_mimic",
-    "fp_tumour_nest",
-    "fp_empty_vessel",
-    "fp_stroma",
-    "train_size",
-    "best_epoch",
-];
+/// Metrics summarised, in `results.csv`'s column order (those the table
+/// has): every metric column but the confusion counts, then the cell columns.
+fn summary_metric_columns() -> impl Iterator<Item = &'static str> {
+    const CONFUSION_COUNTS: [&str; 4] = ["tp", "fp", "tn", "fn"];
+    METRIC_COLUMNS
+        .into_iter()
+        .filter(|m| !CONFUSION_COUNTS.contains(m))
+        .chain(CELL_COLUMNS)
+}
 
 /// Summary of one configuration and model.
 #[derive(Debug, Clone)]
@@ -54,11 +43,10 @@ impl SummaryRow {
     }
 }
 
-/// The metrics to summarise: [`SUMMARY_METRICS`] present in the table, then
-/// any extra shown metric.
+/// The metrics to summarise: [`summary_metric_columns`] present in the
+/// table, then any extra shown metric.
 pub fn summary_metrics(table: &ResultsTable, shown: &[String]) -> Vec<String> {
-    let mut metrics: Vec<String> = SUMMARY_METRICS
-        .iter()
+    let mut metrics: Vec<String> = summary_metric_columns()
         .filter(|m| table.has_column(m))
         .map(|m| m.to_string())
         .collect();
