@@ -138,39 +138,7 @@ fn gemm_gflops(n: usize) -> f64 {
     let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.25).collect();
     let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.5).collect();
     let mut c = vec![0.0f32; n * n];
-    let threads = candle_core::utils::get_num_threads();
-    let parallelism = match threads {
-        t if t > 1 => gemm::Parallelism::Rayon(t),
-        _ => gemm::Parallelism::None,
-    };
-    let mut product = || {
-        // SAFETY: a, b and c are dense row-major n x n matrices (row stride
-        // n, column stride 1) inside their vectors; c is borrowed mutably and
-        // aliases neither operand.
-        unsafe {
-            gemm::gemm(
-                n,
-                n,
-                n,
-                c.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                a.as_ptr(),
-                1,
-                n as isize,
-                b.as_ptr(),
-                1,
-                n as isize,
-                1.0f32,
-                1.0f32,
-                false,
-                false,
-                false,
-                parallelism,
-            )
-        }
-    };
+    let mut product = || ablate::ops::square_matmul(&mut c, &a, &b, n);
     product();
     let best = (0..3)
         .map(|_| {

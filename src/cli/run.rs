@@ -83,8 +83,18 @@ impl SettingsArgs {
         args
     }
 
+    /// The experiment `file`, the `--output` folder when one was given, and
+    /// these settings: the arguments that point another `ablate` command
+    /// (`run`, `slurm`, `status`) at the same run, each with a leading space.
+    pub fn command_tail(&self, file: &Path, output: Option<&Path>) -> String {
+        let output = output
+            .map(|o| format!(" --output {}", o.display()))
+            .unwrap_or_default();
+        format!(" {}{output}{}", file.display(), self.shell_words())
+    }
+
     /// [`Self::run_args`] quoted for a shell, each with a leading space.
-    pub fn shell_words(&self) -> String {
+    fn shell_words(&self) -> String {
         self.run_args()
             .iter()
             .map(|w| {
@@ -500,5 +510,32 @@ fn human_duration(seconds: f64) -> String {
         0..=59 => format!("{s} s"),
         60..=3599 => format!("{} min {:02} s", s / 60, s % 60),
         _ => format!("{} h {:02} min", s / 3600, s % 3600 / 60),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_tails_point_at_the_same_run_for_a_shell() {
+        let settings = SettingsArgs {
+            set: vec![
+                "training.epochs=3".parse().unwrap(),
+                "mining.strategy=\"random\"".parse().unwrap(),
+            ],
+            reuse_stale_stages: true,
+        };
+        let file = Path::new("experiments/quick.toml");
+        assert_eq!(
+            settings.command_tail(file, Some(Path::new("out"))),
+            " experiments/quick.toml --output out --set 'training.epochs=3' \
+             --set 'mining.strategy=\"random\"' --reuse-stale-stages"
+        );
+        let none = SettingsArgs {
+            set: Vec::new(),
+            reuse_stale_stages: false,
+        };
+        assert_eq!(none.command_tail(file, None), " experiments/quick.toml");
     }
 }

@@ -170,13 +170,9 @@ pub fn run(args: &SlurmArgs, _global: &GlobalArgs) -> Result<i32> {
         println!("submitted job {id}: {what}");
     }
     println!(
-        "follow with: ablate status {}{}{}",
-        args.file.display(),
-        args.output
-            .as_ref()
-            .map(|o| format!(" --output {}", o.display()))
-            .unwrap_or_default(),
-        args.settings.shell_words()
+        "follow with: ablate status{}",
+        args.settings
+            .command_tail(&args.file, args.output.as_deref())
     );
     Ok(0)
 }

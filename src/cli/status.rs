@@ -130,13 +130,9 @@ pub fn run(args: &StatusArgs, _global: &GlobalArgs) -> Result<i32> {
     }
     if failed + missing > 0 {
         println!(
-            "resubmit the failed and missing cells with: ablate slurm {}{}{} --submit",
-            args.file.display(),
-            args.output
-                .as_ref()
-                .map(|o| format!(" --output {}", o.display()))
-                .unwrap_or_default(),
-            args.settings.shell_words()
+            "resubmit the failed and missing cells with: ablate slurm{} --submit",
+            args.settings
+                .command_tail(&args.file, args.output.as_deref())
         );
     }
     Ok(if done == states.len() { 0 } else { 1 })

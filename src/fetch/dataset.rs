@@ -27,7 +27,7 @@
 //! file. The summary without the per-file list goes into the `manifest.json`
 //! of every run on this folder (see [`Provenance::summary`]).
 
-use super::digest::{Algorithm, Checksum};
+use super::digest::{verify_download, Algorithm, Mismatch};
 use super::http::{Http, HttpError};
 use super::unpack::{locate_layout, unpack, ArchiveKind, UnpackError};
 use super::zenodo::{parse_record, record_url, Record, RecordError};
@@ -374,15 +374,15 @@ fn download_verified(
     on_event: &mut dyn FnMut(FetchEvent),
 ) -> Result<bool, DatasetError> {
     let target = work.join(&file.name);
-    let md5 = |path: &Path| {
-        file.checksum
-            .algorithm
-            .file_hex(path)
-            .map_err(io_error(path))
-    };
     if target.is_file() {
         if fs::metadata(&target).map_err(io_error(&target))?.len() == file.size
-            && file.checksum.matches(&md5(&target)?)
+            && file.checksum.matches(
+                &file
+                    .checksum
+                    .algorithm
+                    .file_hex(&target)
+                    .map_err(io_error(&target))?,
+            )
         {
             on_event(FetchEvent::Note(format!(
                 "{}: downloaded earlier, checksum verified",
@@ -399,33 +399,20 @@ fn download_verified(
             progress,
         })
     })?;
-    let mismatch = |what, expected: String, actual: String| {
-        let _ = fs::remove_file(&part);
-        DatasetError::Mismatch {
+    let verdict =
+        verify_download(&part, size, Some(file.size), &file.checksum).map_err(io_error(&part))?;
+    if let Err(Mismatch {
+        what,
+        expected,
+        actual,
+    }) = verdict
+    {
+        return Err(DatasetError::Mismatch {
             file: file.name.clone(),
             what,
             expected,
             actual,
-        }
-    };
-    if size != file.size {
-        return Err(mismatch(
-            "size",
-            format!("{} bytes", file.size),
-            format!("{size} bytes"),
-        ));
-    }
-    let actual = md5(&part)?;
-    if !file.checksum.matches(&actual) {
-        return Err(mismatch(
-            "checksum",
-            file.checksum.to_string(),
-            Checksum {
-                algorithm: file.checksum.algorithm,
-                hex: actual,
-            }
-            .to_string(),
-        ));
+        });
     }
     fs::rename(&part, &target).map_err(io_error(&target))?;
     Ok(true)

@@ -91,6 +91,58 @@ impl fmt::Display for Checksum {
     }
 }
 
+/// How a downloaded file differs from what it should be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// `size` or `checksum`.
+    pub what: &'static str,
+    /// The expected value, as shown to the user.
+    pub expected: String,
+    /// The downloaded file's.
+    pub actual: String,
+}
+
+/// Checks a downloaded file of `size` bytes at `path` against the size it
+/// should have (when known) and its `checksum`: the file's full digest when
+/// both agree; otherwise the file is removed, so nothing unverified stays
+/// behind, and the mismatch returned. An error only when the file cannot be
+/// read.
+pub fn verify_download(
+    path: &Path,
+    size: u64,
+    expected_size: Option<u64>,
+    checksum: &Checksum,
+) -> std::io::Result<Result<String, Mismatch>> {
+    let mismatch = |what, expected: String, actual: String| {
+        let _ = std::fs::remove_file(path);
+        Err(Mismatch {
+            what,
+            expected,
+            actual,
+        })
+    };
+    if let Some(expected) = expected_size.filter(|&s| s != size) {
+        return Ok(mismatch(
+            "size",
+            format!("{expected} bytes"),
+            format!("{size} bytes"),
+        ));
+    }
+    let actual = checksum.algorithm.file_hex(path)?;
+    if !checksum.matches(&actual) {
+        let actual = Checksum {
+            algorithm: checksum.algorithm,
+            hex: actual,
+        };
+        return Ok(mismatch(
+            "checksum",
+            checksum.to_string(),
+            actual.to_string(),
+        ));
+    }
+    Ok(Ok(actual))
+}
+
 fn hash_file<D: Digest>(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = D::new();
@@ -140,6 +192,38 @@ mod tests {
                 algorithm.bytes_hex(&bytes)
             );
         }
+    }
+
+    #[test]
+    fn downloads_that_differ_are_named_and_removed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("file.part");
+        let abc = Checksum::new(Algorithm::Md5, "900150983cd24fb0d6963f7d28e17f72").unwrap();
+        std::fs::write(&path, b"abc").expect("write");
+        let verdict = verify_download(&path, 3, Some(3), &abc).expect("readable");
+        assert_eq!(verdict, Ok("900150983cd24fb0d6963f7d28e17f72".to_string()));
+        assert!(path.exists());
+        let verdict = verify_download(&path, 3, Some(4), &abc).expect("readable");
+        assert_eq!(
+            verdict,
+            Err(Mismatch {
+                what: "size",
+                expected: "4 bytes".into(),
+                actual: "3 bytes".into(),
+            })
+        );
+        assert!(!path.exists());
+        std::fs::write(&path, b"abd").expect("write");
+        let verdict = verify_download(&path, 3, None, &abc).expect("readable");
+        assert_eq!(
+            verdict,
+            Err(Mismatch {
+                what: "checksum",
+                expected: "md5:900150983cd24fb0d6963f7d28e17f72".into(),
+                actual: format!("md5:{}", Algorithm::Md5.bytes_hex(b"abd")),
+            })
+        );
+        assert!(!path.exists());
     }
 
     #[test]

@@ -28,7 +28,7 @@
 //! loaded as it is, without these checks, unless it is a file this command
 //! fetched (its `fetch.json` beside it).
 
-use super::digest::{Algorithm, Checksum};
+use super::digest::{verify_download, Algorithm, Checksum, Mismatch};
 use super::http::{Http, HttpError};
 use super::FetchEvent;
 use crate::model::resnet::ResNetConfig;
@@ -421,32 +421,24 @@ pub fn fetch_weights(
             progress,
         })
     })?;
-    let mismatch = |what, expected: String, actual: String| {
-        let _ = fs::remove_file(&part);
-        WeightsError::Mismatch {
-            file: entry.file.to_string(),
-            url: url.clone(),
-            what,
-            expected,
-            actual,
-        }
-    };
-    if let Some(expected) = entry.size.filter(|&s| s != size) {
-        return Err(mismatch(
-            "size",
-            format!("{expected} bytes"),
-            format!("{size} bytes"),
-        ));
-    }
     let expected = pinned_checksum(entry);
-    let sha256 = Algorithm::Sha256.file_hex(&part).map_err(io_error(&part))?;
-    if !expected.matches(&sha256) {
-        return Err(mismatch(
-            "checksum",
-            expected.to_string(),
-            format!("sha256:{sha256}"),
-        ));
-    }
+    let sha256 =
+        match verify_download(&part, size, entry.size, &expected).map_err(io_error(&part))? {
+            Ok(sha256) => sha256,
+            Err(Mismatch {
+                what,
+                expected,
+                actual,
+            }) => {
+                return Err(WeightsError::Mismatch {
+                    file: entry.file.to_string(),
+                    url,
+                    what,
+                    expected,
+                    actual,
+                })
+            }
+        };
     let (normalization, normalization_source, config_sha256) = match entry.normalization {
         NormalizationSource::Documented(n, error) => (n, error.to_string(), None),
         NormalizationSource::TimmConfig(config_url) => {

@@ -107,6 +107,25 @@ pub(crate) fn matmul(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bo
     matmul_with(dst, lhs, rhs, accumulate, parallelism);
 }
 
+/// `c = a x b` for dense row-major `n x n` f32 matrices, on the GEMM and
+/// the threads the convolutions use: the product the throughput benchmark
+/// times as this machine's reference speed.
+///
+/// # Panics
+/// If a slice does not hold `n * n` floats.
+pub fn square_matmul(c: &mut [f32], a: &[f32], b: &[f32], n: usize) {
+    assert!(
+        a.len() == n * n && b.len() == n * n && c.len() == n * n,
+        "square_matmul: every matrix must hold {n} x {n} floats"
+    );
+    matmul(
+        MatMut::dense(c, n, n),
+        Mat::dense(a, n, n),
+        Mat::dense(b, n, n),
+        false,
+    );
+}
+
 /// [`matmul`] on the calling thread only: for kernels that run many small
 /// products in parallel tasks of their own.
 pub(crate) fn matmul_serial(dst: MatMut<'_>, lhs: Mat<'_>, rhs: Mat<'_>, accumulate: bool) {
@@ -185,6 +204,21 @@ mod tests {
         assert_eq!(dst, [4.0, 5.0, 10.0, 11.0]);
         matmul(MatMut::dense(&mut dst, 2, 2), l, r, true);
         assert_eq!(dst, [8.0, 10.0, 20.0, 22.0]);
+    }
+
+    #[test]
+    fn square_products_overwrite_the_destination() {
+        let a = [1.0, 2.0, 3.0, 4.0];
+        let b = [0.0, 1.0, 1.0, 0.0];
+        let mut c = [7.0f32; 4];
+        square_matmul(&mut c, &a, &b, 2);
+        assert_eq!(c, [2.0, 1.0, 4.0, 3.0]);
+    }
+
+    #[test]
+    #[should_panic(expected = "2 x 2 floats")]
+    fn square_products_reject_short_slices() {
+        square_matmul(&mut [0.0; 4], &[1.0; 3], &[1.0; 4], 2);
     }
 
     #[test]

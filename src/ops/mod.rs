@@ -40,6 +40,7 @@ pub use batch_norm::{
     batch_norm_train, running_stats_update,
 };
 pub use conv2d::{conv2d, conv2d_bn_eval};
+pub use gemm::square_matmul;
 pub use geometry::ConvGeometry;
 pub(crate) use max_pool::max_pool2d_cpu;
 pub use relu::{add_relu, relu};

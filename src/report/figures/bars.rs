@@ -266,11 +266,14 @@ impl Figure for Bars {
             .collect();
         let subtitle =
             "mean ± 1 SD over seeds/folds;  * p < 0.05, ** p < 0.01 vs none (paired t-test, Holm)";
-        let area = style::header(root, &self.title(), Some(subtitle), &legend)?;
-        for (i, panel) in style::panels(&area, self.metrics.len()).iter().enumerate() {
-            self.draw_panel(panel, i)?;
-        }
-        Ok(())
+        style::header_and_panels(
+            root,
+            &self.title(),
+            Some(subtitle),
+            &legend,
+            self.metrics.len(),
+            |panel, i| self.draw_panel(panel, i),
+        )
     }
 }
 

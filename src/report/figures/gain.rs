@@ -311,16 +311,14 @@ impl Figure for Gain {
                 swatch: Swatch::Line(s.color, Some(MARKERS[i % MARKERS.len()])),
             })
             .collect();
-        let area = style::header(
+        style::header_and_panels(
             root,
             &self.title(),
             Some("paired differences, mean and 95% t interval"),
             &legend,
-        )?;
-        for (i, panel) in style::panels(&area, self.metrics.len()).iter().enumerate() {
-            self.draw_panel(panel, i)?;
-        }
-        Ok(())
+            self.metrics.len(),
+            |panel, i| self.draw_panel(panel, i),
+        )
     }
 }
 

@@ -323,6 +323,23 @@ pub fn panels<DB: DrawingBackend>(
         .collect()
 }
 
+/// A figure of `count` panels under one [`header`]: `draw_panel(panel, i)`
+/// draws panel `i` of the grid of [`panels`].
+pub fn header_and_panels<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: Option<&str>,
+    legend: &[LegendEntry],
+    count: usize,
+    mut draw_panel: impl FnMut(&DrawingArea<DB, Shift>, usize) -> DrawResult,
+) -> DrawResult {
+    let area = header(root, title, subtitle, legend)?;
+    for (i, panel) in panels(&area, count).iter().enumerate() {
+        draw_panel(panel, i)?;
+    }
+    Ok(())
+}
+
 /// Figure height for `n` panels in the grid of [`panels`].
 pub fn height_for_panels(n: usize) -> u32 {
     let rows = n.div_ceil(2).max(1) as u32;

@@ -468,16 +468,14 @@ impl Figure for Sweep {
                 },
             })
             .collect();
-        let area = style::header(
+        style::header_and_panels(
             root,
             &self.title(),
             Some("mean ± 1 SD over seeds/folds"),
             &legend,
-        )?;
-        for (i, panel) in style::panels(&area, self.metrics.len()).iter().enumerate() {
-            self.draw_panel(panel, i)?;
-        }
-        Ok(())
+            self.metrics.len(),
+            |panel, i| self.draw_panel(panel, i),
+        )
     }
 }
 
