@@ -93,6 +93,7 @@ fn pipeline_flags_and_the_experiment_file_give_identical_results() {
         "{results}"
     );
     assert_eq!(results.matches(",ok,").count(), 6, "{results}");
+    assert_mimic_auroc_matches_the_predictions(dir, &results);
 
     // The experiment file the pipeline wrote reruns it from the cache.
     run_ok(dir, &["run", "pipe/experiment.toml"]);
@@ -101,4 +102,68 @@ fn pipeline_flags_and_the_experiment_file_give_identical_results() {
     for line in runs.lines().skip(1) {
         assert!(line.contains("weak"), "everything cached: {runs}");
     }
+}
+
+/// AUROC of invasions against mimics by counting pairs (ties count half).
+fn pairwise_auroc(positives: &[f64], negatives: &[f64]) -> f64 {
+    let mut wins = 0.0;
+    for p in positives {
+        for n in negatives {
+            wins += if p > n {
+                1.0
+            } else if p == n {
+                0.5
+            } else {
+                0.0
+            };
+        }
+    }
+    wins / (positives.len() * negatives.len()) as f64
+}
+
+/// `auroc_mimic` of the knn-l2 cell's strong model equals the AUROC of its
+/// test predictions restricted to invasions and mimics, with the kinds from
+/// the synthetic data's manifest.
+fn assert_mimic_auroc_matches_the_predictions(dir: &Path, results: &str) {
+    let kinds: std::collections::HashMap<String, String> =
+        String::from_utf8(read(&dir.join("data"), "manifest.csv"))
+            .unwrap()
+            .lines()
+            .skip(1)
+            .map(|line| {
+                let fields: Vec<&str> = line.split(',').collect();
+                (fields[0].to_string(), fields[4].to_string())
+            })
+            .collect();
+    let predictions =
+        String::from_utf8(read(&dir.join("pipe"), "cells/1/predictions.csv")).unwrap();
+    let (mut invasions, mut mimics) = (Vec::new(), Vec::new());
+    for line in predictions.lines().skip(1) {
+        let fields: Vec<&str> = line.split(',').collect();
+        if fields[0] != "strong" {
+            continue;
+        }
+        let score: f64 = fields[3].parse().unwrap();
+        match kinds[fields[1]].as_str() {
+            "invasion" => invasions.push(score),
+            "mimic" => mimics.push(score),
+            _ => {}
+        }
+    }
+    assert!(
+        !invasions.is_empty() && !mimics.is_empty(),
+        "the tiny test split holds invasions and mimics"
+    );
+    let header: Vec<&str> = results.lines().next().unwrap().split(',').collect();
+    let column = header.iter().position(|c| *c == "auroc_mimic").unwrap();
+    let row = results
+        .lines()
+        .find(|line| line.starts_with("1,knn-l2,") && line.contains(",strong,"))
+        .unwrap();
+    let reported: f64 = row.split(',').nth(column).unwrap().parse().unwrap();
+    let expected = pairwise_auroc(&invasions, &mimics);
+    assert!(
+        (reported - expected).abs() < 1e-12,
+        "auroc_mimic {reported}, from the predictions {expected}"
+    );
 }

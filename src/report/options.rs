@@ -193,6 +193,7 @@ pub fn is_unit_interval(metric: &str) -> bool {
     matches!(
         metric,
         "auroc"
+            | "auroc_mimic"
             | "auprc"
             | "sensitivity"
             | "specificity"
@@ -208,6 +209,7 @@ pub fn is_unit_interval(metric: &str) -> bool {
 pub fn metric_label(metric: &str) -> String {
     match metric {
         "auroc" => "AUROC".into(),
+        "auroc_mimic" => "AUROC, invasion vs mimic".into(),
         "auprc" => "AUPRC".into(),
         "f1" => "F1".into(),
         "loss" => "Test loss".into(),

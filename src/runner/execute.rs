@@ -21,6 +21,7 @@ use super::resolve::resolve_data;
 use super::store::{ArtifactStore, Resolution, StageRef, StaleStage};
 use crate::data::prepare::{decode, split_decoded, DecodedData, PreparedData};
 use crate::data::source::{ensure_synthetic, Builds};
+use crate::data::PatchKind;
 use crate::mining::MinedPatch;
 use crate::model::init::build_seeded;
 use crate::model::resnet::{ResNet, ResNetConfig};
@@ -197,6 +198,8 @@ pub struct CellResult {
     pub test_labels: Vec<bool>,
     /// Test patch paths, in test order.
     pub test_paths: Vec<String>,
+    /// Test patch kinds, in test order (`None` for real data).
+    pub test_kinds: Vec<Option<PatchKind>>,
     /// Pool patch paths of the mined patches.
     pub mined_paths: Vec<String>,
     /// Stages whose artifacts were reused.
@@ -955,6 +958,12 @@ fn run_cell(
         .iter()
         .map(|&i| path_string(&data.patch(i).path))
         .collect();
+    let test_kinds = data
+        .split
+        .test
+        .iter()
+        .map(|&i| data.patch(i).kind)
+        .collect();
     let mined_paths = mined
         .iter()
         .map(|m| path_string(&data.dataset.pool[m.pool_index].path))
@@ -973,6 +982,7 @@ fn run_cell(
         mined,
         test_labels,
         test_paths,
+        test_kinds,
         mined_paths,
         cache_hits,
     };

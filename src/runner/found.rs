@@ -1,9 +1,10 @@
 //! What mining found, by true kind (synthetic data, whose manifest records
 //! each patch's kind): which kinds the weak model's false positives were,
-//! and how common the mimic is in the pool, the base rate a strategy's mined
-//! set is compared with.
+//! how common the mimic is in the pool (the base rate a strategy's mined
+//! set is compared with), and how well a model tells invasion from mimic.
 
 use crate::data::{Patch, PatchKind};
+use crate::metrics::ranking::roc_auc;
 
 /// The negative kinds, in the order of the `fp_*` columns of `results.csv`.
 pub const NEGATIVE_KINDS: [PatchKind; 4] = [
@@ -50,6 +51,25 @@ pub fn pool_mimic_fraction(pool: &[Patch]) -> Option<f64> {
     Some(mimics as f64 / pool.len() as f64)
 }
 
+/// AUROC of the positives against the mimics alone, the negatives that the
+/// paper's premise is about: unlike the AUROC over all negatives it does not
+/// depend on how many mimics the test split holds. `None` when a test
+/// patch's kind is unknown (real data) or the split has no mimic or no
+/// positive; `kinds` runs parallel to `scores`.
+pub fn auroc_against_mimics(kinds: &[Option<PatchKind>], scores: &[f64]) -> Option<f64> {
+    let mut labels = Vec::new();
+    let mut kept = Vec::new();
+    for (kind, &score) in kinds.iter().zip(scores) {
+        match (*kind)? {
+            PatchKind::Invasion => labels.push(true),
+            PatchKind::Mimic => labels.push(false),
+            _ => continue,
+        }
+        kept.push(score);
+    }
+    roc_auc(&labels, &kept).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,6 +108,22 @@ mod tests {
         for (i, &kind) in NEGATIVE_KINDS.iter().enumerate() {
             assert_eq!(columns[start + i], fp_column(kind));
         }
+    }
+
+    #[test]
+    fn mimic_auroc_ranks_invasions_against_mimics_only() {
+        use PatchKind::*;
+        let kinds = [Invasion, Mimic, Stroma, Invasion, Mimic, EmptyVessel].map(Some);
+        // Stroma and vessel outrank an invasion, but only the mimics count:
+        // invasion 0.6 beats mimic 0.5 and loses to mimic 0.7; 0.9 beats both.
+        let scores = [0.6, 0.5, 0.95, 0.9, 0.7, 0.99];
+        assert_eq!(auroc_against_mimics(&kinds, &scores), Some(0.75));
+        let sklearn_ties = [0.6, 0.6, 0.0, 0.9, 0.1, 0.0];
+        assert_eq!(auroc_against_mimics(&kinds, &sklearn_ties), Some(0.875));
+        let no_mimic = [Invasion, Stroma].map(Some);
+        assert_eq!(auroc_against_mimics(&no_mimic, &[0.1, 0.2]), None);
+        let unknown = [Some(Invasion), None, Some(Mimic)];
+        assert_eq!(auroc_against_mimics(&unknown, &[0.9, 0.1, 0.2]), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use super::error::one_line;
 use super::execute::{CellOutcomes, CellResult, ModelRecord};
-use super::found::NEGATIVE_KINDS;
+use super::found::{auroc_against_mimics, NEGATIVE_KINDS};
 use super::plan::{CellPlan, Plan};
 use crate::experiment::load::plain;
 use crate::experiment::matrix::{FOLD_KEY, SEED_KEY};
@@ -12,8 +12,10 @@ use crate::io::write_atomic;
 use crate::metrics::binary::BinaryMetrics;
 use std::path::Path;
 
-/// Metric columns of `results.csv`, in order.
-pub const METRIC_COLUMNS: [&str; 12] = [
+/// Metric columns of `results.csv`, in order: the test loss, the
+/// [`BinaryMetrics`], and the AUROC of invasion against mimic alone
+/// (synthetic data, see [`super::found::auroc_against_mimics`]).
+pub const METRIC_COLUMNS: [&str; 13] = [
     "loss",
     "auroc",
     "auprc",
@@ -26,6 +28,7 @@ pub const METRIC_COLUMNS: [&str; 12] = [
     "fp",
     "tn",
     "fn",
+    "auroc_mimic",
 ];
 
 /// Columns of `results.csv` about the cell's data and mining, after the
@@ -170,6 +173,11 @@ fn model_columns(cell: &CellPlan, result: &CellResult, stage: &str) -> Vec<Strin
         }
         None => row.extend(std::iter::repeat_n(String::new(), 11)),
     }
+    row.push(
+        auroc_against_mimics(&result.test_kinds, &record.test_scores)
+            .map(number)
+            .unwrap_or_default(),
+    );
     let is_strong = stage == "strong";
     row.push(result.false_positives.to_string());
     row.push(if is_strong { result.mined.len() } else { 0 }.to_string());
