@@ -375,22 +375,17 @@ fn download_verified(
 ) -> Result<bool, DatasetError> {
     let target = work.join(&file.name);
     if target.is_file() {
-        if fs::metadata(&target).map_err(io_error(&target))?.len() == file.size
-            && file.checksum.matches(
-                &file
-                    .checksum
-                    .algorithm
-                    .file_hex(&target)
-                    .map_err(io_error(&target))?,
-            )
-        {
+        // A file that differs is removed and downloaded again.
+        let size = fs::metadata(&target).map_err(io_error(&target))?.len();
+        let earlier = verify_download(&target, size, Some(file.size), &file.checksum)
+            .map_err(io_error(&target))?;
+        if earlier.is_ok() {
             on_event(FetchEvent::Note(format!(
                 "{}: downloaded earlier, checksum verified",
                 file.name
             )));
             return Ok(false);
         }
-        fs::remove_file(&target).map_err(io_error(&target))?;
     }
     let part = work.join(format!("{}.part", file.name));
     let size = http.download(&file.url, &part, Some(file.size), &mut |progress| {

@@ -102,11 +102,11 @@ pub struct Mismatch {
     pub actual: String,
 }
 
-/// Checks a downloaded file of `size` bytes at `path` against the size it
-/// should have (when known) and its `checksum`: the file's full digest when
-/// both agree; otherwise the file is removed, so nothing unverified stays
-/// behind, and the mismatch returned. An error only when the file cannot be
-/// read.
+/// Checks a downloaded file of `size` bytes at `path` (fresh, or left by an
+/// earlier fetch) against the size it should have (when known) and its
+/// `checksum`: the file's full digest when both agree; otherwise the file is
+/// removed, so nothing unverified stays behind, and the mismatch returned.
+/// An error only when the file cannot be read.
 pub fn verify_download(
     path: &Path,
     size: u64,

@@ -306,3 +306,68 @@ pub fn write_cell_files(out: &Path, plan: &Plan, outcomes: &CellOutcomes) -> std
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::PatchKind;
+    use crate::experiment::load::parse_experiment;
+
+    fn record(test_scores: Vec<f64>) -> ModelRecord {
+        ModelRecord {
+            test_scores,
+            test_loss: 0.5,
+            history: Vec::new(),
+            best_epoch: 1,
+            train_size: 10,
+            seconds: 1.0,
+        }
+    }
+
+    /// The `auroc_mimic` cells of `results.csv`, weak row then strong row.
+    fn mimic_aurocs(test_kinds: Vec<Option<PatchKind>>) -> Vec<String> {
+        let text = "name = \"t\"\n[mining]\nstrategy = \"random\"\n";
+        let experiment = parse_experiment(Path::new("t.toml"), text).unwrap();
+        let plan = Plan::new(experiment, None);
+        let labels = vec![true, false, true, false, false];
+        let result = CellResult {
+            // Invasions 0.9 and 0.4; mimics 0.5 and 0.1; stroma 0.95.
+            weak: record(vec![0.9, 0.5, 0.4, 0.1, 0.95]),
+            // The strong model ranks both invasions above both mimics.
+            strong: record(vec![0.9, 0.3, 0.6, 0.2, 0.95]),
+            strong_trained: true,
+            false_positives: 0,
+            mined: Vec::new(),
+            mimic_fraction: None,
+            false_positive_kinds: None,
+            pool_mimic_fraction: None,
+            test_labels: labels,
+            test_paths: (0..5).map(|i| format!("p{i}.png")).collect(),
+            test_kinds,
+            mined_paths: Vec::new(),
+            cache_hits: Vec::new(),
+        };
+        let csv = results_csv(&plan, &vec![Some(Ok(result))]).unwrap();
+        let mut reader = csv::Reader::from_reader(csv.as_slice());
+        let column = reader
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|c| c == "auroc_mimic")
+            .unwrap();
+        reader
+            .records()
+            .map(|row| row.unwrap()[column].to_string())
+            .collect()
+    }
+
+    #[test]
+    fn each_model_gets_its_own_mimic_auroc_and_real_data_none() {
+        use PatchKind::*;
+        let kinds = [Invasion, Mimic, Invasion, Mimic, Stroma]
+            .map(Some)
+            .to_vec();
+        assert_eq!(mimic_aurocs(kinds), ["0.75", "1"]);
+        assert_eq!(mimic_aurocs(vec![None; 5]), ["", ""]);
+    }
+}
