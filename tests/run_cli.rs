@@ -17,7 +17,7 @@ fn results(dir: &Path, output: &str) -> Vec<u8> {
 }
 
 #[test]
-fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
+fn jobs_auto_equals_jobs_one_and_weak_models_are_shared() {
     let dir = tempfile::tempdir().unwrap();
     let file = write_experiment(dir.path(), TINY_EXPERIMENT);
     let plan = |jobs: &str| {
@@ -40,7 +40,7 @@ fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
     // each, from speeds measured now...
     for needle in [
         "memory: about ",
-        "estimated time with --jobs 2 (1 thread each)",
+        "estimated time with --jobs 2 (2 jobs, 1 thread each)",
         "resnet10-w8 at 32 px, batch 16, evaluation batch 256, cpu, 1 thread: training",
         "(measured now",
     ] {
@@ -52,27 +52,30 @@ fn jobs_two_equals_jobs_one_and_weak_models_are_shared() {
         again.contains("(cached, measured ") && !again.contains("(measured now"),
         "{again}"
     );
+    // The default is one job per thread, at most one per weak-model group.
+    let auto = plan("auto");
+    assert!(
+        auto.contains("estimated time with --jobs auto (2 jobs, 1 thread each)"),
+        "{auto}"
+    );
     run_ok(
         dir.path(),
         &["run", &file, "--output", "one", "--jobs", "1"],
     );
     run_ok(
         dir.path(),
-        &[
-            "run",
-            &file,
-            "--output",
-            "two",
-            "--jobs",
-            "2",
-            "--threads",
-            "2",
-        ],
+        &["--threads", "2", "run", &file, "--output", "two"],
     );
+    let jobs_run = |output: &str| {
+        let manifest = std::fs::read_to_string(dir.path().join(output).join("manifest.json"));
+        let manifest: serde_json::Value = serde_json::from_str(&manifest.unwrap()).unwrap();
+        manifest["jobs"].as_u64().unwrap()
+    };
+    assert_eq!((jobs_run("one"), jobs_run("two")), (1, 2));
     let one = results(dir.path(), "one");
     assert!(
         one == results(dir.path(), "two"),
-        "--jobs 2 results differ from --jobs 1"
+        "--jobs auto results differ from --jobs 1"
     );
     let text = String::from_utf8(one).unwrap();
     assert_eq!(text.lines().count(), 1 + 6 * 2, "{text}");

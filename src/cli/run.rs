@@ -7,6 +7,7 @@ use crate::experiment::{load_experiment_with, Override};
 use crate::runner::calibrate::{load_average, Calibrator};
 use crate::runner::error::chain_text;
 use crate::runner::estimate::{estimate, ASSUMED_FP_SHARE};
+use crate::runner::jobs::Jobs;
 use crate::runner::memory::{available_memory, fit_jobs, Bytes, MemoryEstimate};
 use crate::runner::resolve::{describe_stale, stale_stages};
 use crate::runner::{run_experiment, Plan, RunOptions, Stages};
@@ -20,11 +21,13 @@ pub struct RunArgs {
     /// Experiment file (TOML).
     file: PathBuf,
     /// Weak-model groups trained at the same time (threads are split between
-    /// them). Lowered, with a note, when that many jobs would not fit in the
-    /// memory available (MemAvailable, or the cgroup's limit); see `ablate plan`
-    /// for the estimate.
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// them): a number, or `auto`, one job per thread on a CPU and one on a
+    /// GPU; never more than the groups left to train. Lowered, with a note,
+    /// when that many jobs would not fit in the memory available
+    /// (MemAvailable, or the cgroup's limit); see `ablate plan` for the
+    /// estimate. Results do not depend on it.
+    #[arg(long, default_value_t = Jobs::Auto)]
+    jobs: Jobs,
     /// Stop at the first failing cell.
     #[arg(long)]
     fail_fast: bool,
@@ -116,9 +119,10 @@ pub struct PlanArgs {
     /// Output folder whose cache is consulted (default as for `ablate run`).
     #[arg(long)]
     output: Option<PathBuf>,
-    /// Estimate the time of a run with this many jobs (as `ablate run --jobs`).
-    #[arg(long, default_value_t = 1)]
-    jobs: usize,
+    /// Estimate the time of a run with this many jobs (as `ablate run --jobs`:
+    /// a number, or `auto`).
+    #[arg(long, default_value_t = Jobs::Auto)]
+    jobs: Jobs,
     /// Measure this machine's speeds again instead of reusing the ones
     /// cached in ~/.cache/ablate/speeds.json (e.g. once the machine is quiet).
     #[arg(long)]
@@ -178,7 +182,8 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
     let jobs = affordable_jobs(
         &plan,
         cells.as_ref(),
-        args.jobs.max(1),
+        args.jobs,
+        threads,
         args.stages,
         args.settings.reuse_stale_stages,
     )?;
@@ -359,13 +364,14 @@ pub(super) fn print_test_metrics(output: &Path) {
     }
 }
 
-/// `--jobs`, or fewer (with a note on stderr) when the jobs would not fit in
-/// the memory available; an error when not even one would. Only the cells
-/// with stages left to compute count.
+/// The jobs `--jobs` asks for, or fewer (with a note on stderr) when they
+/// would not fit in the memory available; an error when not even one would.
+/// Only the cells with stages left to compute count.
 fn affordable_jobs(
     plan: &Plan,
     selected: Option<&BTreeSet<usize>>,
-    requested: usize,
+    requested: Jobs,
+    threads: usize,
     stages: Stages,
     reuse_stale: bool,
 ) -> Result<usize> {
@@ -381,13 +387,14 @@ fn affordable_jobs(
         })
         .map(|cell| cell.index)
         .collect();
-    let Some(estimate) = MemoryEstimate::of(plan, Some(&work))? else {
-        return Ok(requested);
-    };
     let groups = plan.weak_groups(Some(&work)).len();
-    let (jobs, note) = fit_jobs(requested, groups, &estimate, available_memory().as_ref())?;
+    let wanted = requested.resolve(threads, groups, plan.on_cpu());
+    let Some(estimate) = MemoryEstimate::of(plan, Some(&work))? else {
+        return Ok(wanted);
+    };
+    let (jobs, note) = fit_jobs(wanted, &estimate, available_memory().as_ref())?;
     if let Some(note) = note {
-        eprintln!("note: {note}");
+        eprintln!("note: --jobs {requested}: {note}");
     }
     Ok(jobs)
 }
@@ -466,12 +473,15 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> Result<i32> {
     }
     let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let mut calibrator = Calibrator::new(args.recalibrate);
-    let jobs = args.jobs.max(1);
+    let jobs = args.jobs.resolve(threads, groups.len(), plan.on_cpu());
     match estimate(&plan, None, jobs, threads, reuse_stale, &mut calibrator) {
         Ok(e) => {
             let per_job = (threads / e.jobs).max(1);
             println!(
-                "estimated time with --jobs {jobs} ({per_job} thread{}{}): {} (data {}, {} trainings {}, queries {}, report {}{})",
+                "estimated time with --jobs {} ({} job{}, {per_job} thread{}{}): {} (data {}, {} trainings {}, queries {}, report {}{})",
+                args.jobs,
+                e.jobs,
+                if e.jobs > 1 { "s" } else { "" },
                 if per_job > 1 { "s" } else { "" },
                 if e.jobs > 1 { " each" } else { "" },
                 human_duration(e.seconds),

@@ -279,19 +279,17 @@ pub struct NotEnoughMemory {
     origin: String,
 }
 
-/// The jobs a run uses: the requested number, or fewer when they would not
-/// fit in `available` memory, with a note saying why; an error when not
-/// even one fits. A run of `groups` weak-model groups runs at most that many
-/// jobs, so only those need to fit. `available` `None` (unknown) keeps the
-/// request.
+/// The jobs a run uses: the `wanted` number (already at most one per
+/// weak-model group, see [`super::jobs::Jobs::resolve`]), or fewer when they
+/// would not fit in `available` memory, with a note saying why; an error
+/// when not even one fits. `available` `None` (unknown) keeps `wanted`.
 pub fn fit_jobs(
-    requested: usize,
-    groups: usize,
+    wanted: usize,
     estimate: &MemoryEstimate,
     available: Option<&AvailableMemory>,
 ) -> Result<(usize, Option<String>), NotEnoughMemory> {
     let Some(available) = available else {
-        return Ok((requested, None));
+        return Ok((wanted, None));
     };
     let fit = estimate.jobs_that_fit(available.bytes);
     if fit == 0 {
@@ -303,11 +301,11 @@ pub fn fit_jobs(
             origin: available.source.clone(),
         });
     }
-    if fit >= requested.min(groups.max(1)) {
-        return Ok((requested, None));
+    if fit >= wanted {
+        return Ok((wanted, None));
     }
     let note = format!(
-        "--jobs {requested} lowered to {fit}: each job needs about {} ({}) and the decoded images {}, \
+        "{wanted} jobs lowered to {fit}: each job needs about {} ({}) and the decoded images {}, \
          and {} is available ({})",
         Bytes(estimate.per_job),
         estimate.largest,
@@ -400,24 +398,24 @@ mod tests {
         let need = estimate(2 * gb, gb);
         // 1 GB shared + 4 x 2 GB fit in 9.5 GB.
         let roomy = available(9_500_000_000);
-        assert_eq!(fit_jobs(4, 10, &need, Some(&roomy)).unwrap(), (4, None));
+        assert_eq!(fit_jobs(4, &need, Some(&roomy)).unwrap(), (4, None));
         // Unknown memory: the request stands.
-        assert_eq!(fit_jobs(8, 10, &need, None).unwrap(), (8, None));
-        // 6 GB: (6 - 1) / 2 = 2 jobs, enough for a run of two groups.
+        assert_eq!(fit_jobs(8, &need, None).unwrap(), (8, None));
+        // 6 GB: (6 - 1) / 2 = 2 jobs.
         assert_eq!(
-            fit_jobs(4, 2, &need, Some(&available(6 * gb))).unwrap(),
-            (4, None)
+            fit_jobs(2, &need, Some(&available(6 * gb))).unwrap(),
+            (2, None)
         );
-        let (jobs, note) = fit_jobs(4, 10, &need, Some(&available(6 * gb))).unwrap();
+        let (jobs, note) = fit_jobs(4, &need, Some(&available(6 * gb))).unwrap();
         assert_eq!(jobs, 2);
         assert_eq!(
             note.unwrap(),
-            "--jobs 4 lowered to 2: each job needs about 2.0 GB (resnet18 at 224 px, batch 32, \
+            "4 jobs lowered to 2: each job needs about 2.0 GB (resnet18 at 224 px, batch 32, \
              evaluation batch 256) and the decoded images 1.0 GB, and 6.0 GB is available \
              (MemAvailable in /proc/meminfo)"
         );
         // 2.5 GB: not even one job.
-        let error = fit_jobs(1, 10, &need, Some(&available(2_500_000_000))).unwrap_err();
+        let error = fit_jobs(1, &need, Some(&available(2_500_000_000))).unwrap_err();
         assert_eq!(
             error.to_string(),
             "not enough memory for one job: a job needs about 2.0 GB (resnet18 at 224 px, batch 32, \

@@ -13,6 +13,7 @@ pub mod estimate;
 pub mod execute;
 pub mod found;
 pub mod inputs;
+pub mod jobs;
 pub mod keys;
 pub mod lock;
 pub mod manifest;

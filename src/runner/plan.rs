@@ -92,6 +92,14 @@ impl Plan {
         ArtifactStore::new(self.output.join("cache"))
     }
 
+    /// Whether every cell runs on the CPU (see [`super::jobs::Jobs::resolve`]).
+    pub fn on_cpu(&self) -> bool {
+        self.cells.iter().all(|cell| {
+            crate::device::DeviceSpec::parse(&cell.config.device)
+                .is_ok_and(|spec| spec == crate::device::DeviceSpec::Cpu)
+        })
+    }
+
     /// Cells grouped by weak model, groups in order of first appearance.
     pub fn weak_groups(&self, selected: Option<&BTreeSet<usize>>) -> Vec<Vec<usize>> {
         let mut groups: Vec<(String, Vec<usize>)> = Vec::new();

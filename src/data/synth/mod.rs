@@ -104,7 +104,7 @@ pub struct SynthConfig {
     /// How much a mimic's retraction cleft is shaped like a vessel lumen: 0 follows
     /// the nest outline at nearly even width (a second cue besides the lining),
     /// 1 an oval lumen with the nest off-centre, exactly as in invasion.
-    #[arg(long, default_value_t = 0.5)]
+    #[arg(long, default_value_t = 0.8)]
     pub mimic_lumen_likeness: f64,
     /// Widest mean width of the clear space around the tumour cluster of invasion and
     /// mimic alike, in patch widths, at most 0.15 (each patch draws 35-100 % of it):
@@ -135,7 +135,7 @@ impl Default for SynthConfig {
             vessel_share: 0.25,
             stain_variation: 1.0,
             lining_visibility: 0.8,
-            mimic_lumen_likeness: 0.5,
+            mimic_lumen_likeness: 0.8,
             space_width: 0.14,
             filled_fraction: 0.0,
         }
