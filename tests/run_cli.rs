@@ -72,6 +72,12 @@ fn jobs_auto_equals_jobs_one_and_weak_models_are_shared() {
         manifest["jobs"].as_u64().unwrap()
     };
     assert_eq!((jobs_run("one"), jobs_run("two")), (1, 2));
+    // With every group done, `plan` counts the groups left, as `run` does.
+    let done = plan("auto");
+    assert!(
+        done.contains("estimated time with --jobs auto (1 job, 2 threads)"),
+        "{done}"
+    );
     let one = results(dir.path(), "one");
     assert!(
         one == results(dir.path(), "two"),

@@ -179,7 +179,7 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
             plan.cells.len()
         );
     }
-    let jobs = affordable_jobs(
+    let (jobs, note) = jobs_to_start(
         &plan,
         cells.as_ref(),
         args.jobs,
@@ -187,6 +187,9 @@ pub fn run(args: &RunArgs, global: &GlobalArgs) -> Result<i32> {
         args.stages,
         args.settings.reuse_stale_stages,
     )?;
+    if let Some(note) = note {
+        eprintln!("note: {note}");
+    }
     let options = RunOptions {
         jobs,
         threads,
@@ -364,17 +367,19 @@ pub(super) fn print_test_metrics(output: &Path) {
     }
 }
 
-/// The jobs `--jobs` asks for, or fewer (with a note on stderr) when they
-/// would not fit in the memory available; an error when not even one would.
-/// Only the cells with stages left to compute count.
-fn affordable_jobs(
+/// The jobs a run of `plan`'s `selected` cells starts for `--jobs`: resolved
+/// against the weak-model groups with stages left to compute
+/// ([`Jobs::resolve`]), then lowered to the jobs that fit in the memory
+/// available, with a note saying why; an error when not even one fits.
+/// `ablate run` starts this many and `ablate plan` estimates with it.
+fn jobs_to_start(
     plan: &Plan,
     selected: Option<&BTreeSet<usize>>,
     requested: Jobs,
     threads: usize,
     stages: Stages,
     reuse_stale: bool,
-) -> Result<usize> {
+) -> Result<(usize, Option<String>)> {
     let store = plan.store();
     let work: BTreeSet<usize> = plan
         .cells
@@ -390,13 +395,10 @@ fn affordable_jobs(
     let groups = plan.weak_groups(Some(&work)).len();
     let wanted = requested.resolve(threads, groups, plan.on_cpu());
     let Some(estimate) = MemoryEstimate::of(plan, Some(&work))? else {
-        return Ok(wanted);
+        return Ok((wanted, None));
     };
     let (jobs, note) = fit_jobs(wanted, &estimate, available_memory().as_ref())?;
-    if let Some(note) = note {
-        eprintln!("note: --jobs {requested}: {note}");
-    }
-    Ok(jobs)
+    Ok((jobs, note.map(|note| format!("--jobs {requested}: {note}"))))
 }
 
 /// Prints the cells, the shared stages, the training counts, the memory a
@@ -473,7 +475,18 @@ pub fn plan(args: &PlanArgs, global: &GlobalArgs) -> Result<i32> {
     }
     let threads = global.threads.unwrap_or_else(crate::threads::all_cores);
     let mut calibrator = Calibrator::new(args.recalibrate);
-    let jobs = args.jobs.resolve(threads, groups.len(), plan.on_cpu());
+    let jobs = match jobs_to_start(&plan, None, args.jobs, threads, Stages::All, reuse_stale) {
+        Ok((jobs, note)) => {
+            if let Some(note) = note {
+                println!("note: {note}");
+            }
+            jobs
+        }
+        Err(e) => {
+            println!("no time estimate: {e:#}");
+            return Ok(0);
+        }
+    };
     match estimate(&plan, None, jobs, threads, reuse_stale, &mut calibrator) {
         Ok(e) => {
             let per_job = (threads / e.jobs).max(1);

@@ -12,11 +12,10 @@ use std::num::NonZeroUsize;
 use std::str::FromStr;
 
 /// `--jobs`: a count, or `auto`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Jobs {
     /// One job per thread on a CPU (at most one per weak-model group); one
     /// job on a GPU, which the jobs would otherwise share.
-    #[default]
     Auto,
     /// This many (at most one per weak-model group).
     Count(NonZeroUsize),

@@ -4,6 +4,7 @@
 use super::keys::StageKeys;
 use super::resolve::resolve_data;
 use super::store::{ArtifactStore, Resolution, StageRef};
+use crate::device::DeviceSpec;
 use crate::experiment::matrix::Assignment;
 use crate::experiment::{Experiment, ExperimentConfig};
 use crate::mining::Strategy;
@@ -94,10 +95,9 @@ impl Plan {
 
     /// Whether every cell runs on the CPU (see [`super::jobs::Jobs::resolve`]).
     pub fn on_cpu(&self) -> bool {
-        self.cells.iter().all(|cell| {
-            crate::device::DeviceSpec::parse(&cell.config.device)
-                .is_ok_and(|spec| spec == crate::device::DeviceSpec::Cpu)
-        })
+        self.cells
+            .iter()
+            .all(|cell| DeviceSpec::parse(&cell.config.device).is_ok_and(|d| d == DeviceSpec::Cpu))
     }
 
     /// Cells grouped by weak model, groups in order of first appearance.

@@ -3,7 +3,8 @@
 //!
 //! One task script serves both arrays: it takes the stage (`shared` or
 //! `cell`) and the offset of its array part, finds its cells in `tasks.tsv`
-//! and runs `ablate run FILE --cells ... --stages STAGE`, writing the cells'
+//! and runs `ablate run FILE --cells ... --stages STAGE --jobs 1` (one job
+//! with the task's threads, within the memory it asked for), writing the cells'
 //! markers around it. Resources are `#SBATCH` lines of the scripts; the
 //! per-job options (name, array, dependency, working and log folders) are
 //! sbatch arguments, the same for `submit.sh` and `ablate slurm --submit`.
@@ -148,7 +149,7 @@ trap 'echo "SIGTERM: the job was cancelled or reached its time limit" >&2' TERM
     text.push_str(THREADS);
     text.push_str(
         r#"echo "$stage task $task: cells $cells on $HOSTNAME with $threads threads"
-"$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" "${SETTINGS[@]}" --output "$OUTPUT" --cells "$cells" --stages "$stage"
+"$ABLATE" --quiet --threads "$threads" run "$EXPERIMENT" "${SETTINGS[@]}" --output "$OUTPUT" --cells "$cells" --stages "$stage" --jobs 1
 status=$?
 for cell in ${cells//,/ }; do
   rm -f "$MARKERS/$cell.running"
@@ -559,7 +560,7 @@ mod tests {
             "EXPERIMENT='/home/u/it'\\''s.toml'\n",
             "TASKS='/home/u/reports/tiny/slurm/2/tasks.tsv'\n",
             "SETTINGS=('--set' 'name=\"it'\\''s\"')\n",
-            "run \"$EXPERIMENT\" \"${SETTINGS[@]}\" --output \"$OUTPUT\" --cells \"$cells\" --stages \"$stage\"",
+            "run \"$EXPERIMENT\" \"${SETTINGS[@]}\" --output \"$OUTPUT\" --cells \"$cells\" --stages \"$stage\" --jobs 1",
         ] {
             assert!(task.contains(line), "{line:?} not in\n{task}");
         }

@@ -10,14 +10,14 @@
 //! | Stroma        | none                             | -              | none         |
 //! | TumourNest    | none                             | -              | nest         |
 //! | EmptyVessel   | vessel lumen, maybe red cells    | endothelium    | none         |
-//! | Mimic         | retraction cleft (follows nest)  | none           | nest         |
+//! | Mimic         | retraction cleft (see below)     | none           | nest         |
 //!
 //! Invasion and Mimic differ in the lining (flat, elongated endothelial
 //! nuclei and a thin membrane along the wall), in the shape of the clear
 //! space (a vessel lumen is its own oval with the embolus floating off-centre;
 //! a retraction cleft follows the nest at nearly even width, blended towards
-//! a lumen's oval by `mimic_lumen_likeness`), and in the lumen's red cells and
-//! fluid.
+//! a lumen's oval by `mimic_lumen_likeness`: by default mostly the oval, so
+//! that the lining is the main cue), and in the lumen's red cells and fluid.
 //! Stromal fibroblasts are also flat and elongated, so a single flat nucleus is
 //! not the cue: their arrangement along the wall is.
 
