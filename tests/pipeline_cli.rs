@@ -4,7 +4,7 @@
 mod common;
 
 use ablate::data::PatchKind;
-use ablate::metrics::ranking::roc_auc;
+use ablate::runner::found::auroc_against_mimics;
 use common::{run_ok, tiny_dataset};
 use std::collections::HashMap;
 use std::path::Path;
@@ -131,20 +131,13 @@ fn mimic_auroc_of_predictions(
     } else {
         "weak"
     };
-    let (mut labels, mut scores) = (Vec::new(), Vec::new());
-    for fields in rows.iter().filter(|r| r[0] == model) {
-        match kinds[fields[1]] {
-            PatchKind::Invasion => labels.push(true),
-            PatchKind::Mimic => labels.push(false),
-            _ => continue,
-        }
-        scores.push(fields[3].parse::<f64>().unwrap());
-    }
-    assert!(
-        labels.contains(&true) && labels.contains(&false),
-        "the tiny test split holds invasions and mimics"
-    );
-    roc_auc(&labels, &scores).unwrap()
+    let (test_kinds, scores): (Vec<Option<PatchKind>>, Vec<f64>) = rows
+        .iter()
+        .filter(|r| r[0] == model)
+        .map(|r| (Some(kinds[r[1]]), r[3].parse::<f64>().unwrap()))
+        .unzip();
+    auroc_against_mimics(&test_kinds, &scores)
+        .expect("the tiny test split holds invasions and mimics")
 }
 
 /// Every model's `auroc_mimic` equals the AUROC of its own test predictions

@@ -41,7 +41,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Share of the validation negatives assumed to become false positives
 /// before any weak model of the plan has run. On the default synthetic
-/// world quick.toml's weak models flag 15-40% of them at threshold 0.1
+/// world quick.toml's weak models flag 14-40% of them at threshold 0.1
 /// (16-45 of about 110, synthetic seeds 0-2); a quarter, mid-range, as the neighbourhoods of similar false positives
 /// overlap more than the independent draws of the union formula assume.
 pub const ASSUMED_FP_SHARE: f64 = 0.25;
