@@ -299,10 +299,10 @@ fn to_u8(v: f32) -> u8 {
     (v + 0.5) as u8
 }
 
-/// `floor` by truncation (no library call on baseline x86-64); `v` must be finite
-/// and within the `i64` range.
-fn floor_i64(v: f32) -> i64 {
-    let t = v as i64;
+/// `floor` by truncation (no library call); exact for `v` within the `i32`
+/// range (the resampling clamps coordinates to ±1e7); NaN gives 0.
+fn floor_i32(v: f32) -> i32 {
+    let t = v as i32;
     if (t as f32) > v {
         t - 1
     } else {
@@ -477,49 +477,116 @@ pub fn elastic(img: &RgbImage, warp: &ElasticWarp) -> RgbImage {
 
 /// Bilinear resampling: output pixel `(x, y)` is `img` at `map(x, y)`, with
 /// the reflect-101 border outside the image.
+///
+/// Each row runs in passes over plain arrays ([`RowSamples`]): the source
+/// points, then their integer and fractional parts and the bilinear weights
+/// (branch-free), then the four taps per pixel, read from the channel values
+/// converted to floats once. Every value comes from the same float
+/// operations in the same order as in a pixel-at-a-time loop (the test
+/// `remap_equals_the_pixel_loop` holds the two equal byte for byte).
 fn remap(img: &RgbImage, map: impl Fn(f32, f32) -> (f32, f32)) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let src = img.as_raw();
+    let src: Vec<f32> = img.as_raw().iter().map(|&v| f32::from(v)).collect();
     let mut out = vec![0u8; w * h * 3];
-    // Far-away coordinates reflect like any other; the clamp only keeps the
-    // integer arithmetic below from overflowing.
-    const FAR: f32 = 1.0e7;
+    let mut samples = RowSamples::new(w);
     for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
+        for (x, point) in samples.points.iter_mut().enumerate() {
+            *point = map(x as f32, y as f32);
+        }
+        samples.split_points();
         for (x, px) in row.chunks_exact_mut(3).enumerate() {
-            let (sx, sy) = map(x as f32, y as f32);
-            if !(sx.is_finite() && sy.is_finite()) {
+            if !samples.finite[x] {
                 continue; // a degenerate map leaves black rather than panicking
             }
-            let (sx, sy) = (sx.clamp(-FAR, FAR), sy.clamp(-FAR, FAR));
-            let (x0, y0) = (floor_i64(sx), floor_i64(sy));
-            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
-            // Most samples fall inside the image: skip the reflection there.
-            let inside = x0 >= 0 && y0 >= 0 && x0 + 1 < w as i64 && y0 + 1 < h as i64;
-            let (xa, xb, ya, yb) = if inside {
-                let (x0, y0) = (x0 as usize, y0 as usize);
-                (x0, x0 + 1, y0, y0 + 1)
-            } else {
-                (
-                    reflect101(x0, w),
-                    reflect101(x0 + 1, w),
-                    reflect101(y0, h),
-                    reflect101(y0 + 1, h),
-                )
-            };
-            let (a, b) = ((ya * w + xa) * 3, (ya * w + xb) * 3);
-            let (c, d) = ((yb * w + xa) * 3, (yb * w + xb) * 3);
-            let (wa, wb) = ((1.0 - fx) * (1.0 - fy), fx * (1.0 - fy));
-            let (wc, wd) = ((1.0 - fx) * fy, fx * fy);
+            let [a, b, c, d] = taps(samples.corner[x], w, h);
+            let [wa, wb, wc, wd] = samples.weights[x];
+            let (pa, pb, pc, pd) = (
+                &src[a..a + 3],
+                &src[b..b + 3],
+                &src[c..c + 3],
+                &src[d..d + 3],
+            );
             for k in 0..3 {
-                let v = src[a + k] as f32 * wa
-                    + src[b + k] as f32 * wb
-                    + src[c + k] as f32 * wc
-                    + src[d + k] as f32 * wd;
-                px[k] = to_u8(v);
+                px[k] = to_u8(pa[k] * wa + pb[k] * wb + pc[k] * wc + pd[k] * wd);
             }
         }
     }
     RgbImage::from_raw(w as u32, h as u32, out).expect("buffer matches the size")
+}
+
+/// Where the pixels of one output row sample the source, as parallel arrays.
+struct RowSamples {
+    /// Source point `(x, y)` of each pixel.
+    points: Vec<(f32, f32)>,
+    /// Whether both coordinates of the point are finite (else the pixel stays black).
+    finite: Vec<bool>,
+    /// Column and row of the top-left pixel of the 2 x 2 neighbourhood
+    /// around the point (may lie outside the image).
+    corner: Vec<(i32, i32)>,
+    /// Weights of the top-left, top-right, bottom-left and bottom-right pixels.
+    weights: Vec<[f32; 4]>,
+}
+
+impl RowSamples {
+    fn new(width: usize) -> Self {
+        Self {
+            points: vec![(0.0, 0.0); width],
+            finite: vec![false; width],
+            corner: vec![(0, 0); width],
+            weights: vec![[0.0; 4]; width],
+        }
+    }
+
+    /// Splits every point into its neighbourhood's corner and the bilinear
+    /// weights.
+    fn split_points(&mut self) {
+        // Coordinates beyond ±1e7 are clamped there, so the i32 arithmetic
+        // cannot overflow (they reflect as ±1e7 does).
+        const FAR: f32 = 1.0e7;
+        let outputs = self
+            .finite
+            .iter_mut()
+            .zip(&mut self.corner)
+            .zip(&mut self.weights);
+        for (&(sx, sy), ((finite, corner), weights)) in self.points.iter().zip(outputs) {
+            *finite = sx.is_finite() && sy.is_finite();
+            let (sx, sy) = (sx.clamp(-FAR, FAR), sy.clamp(-FAR, FAR));
+            let (x0, y0) = (floor_i32(sx), floor_i32(sy));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            *corner = (x0, y0);
+            *weights = [
+                (1.0 - fx) * (1.0 - fy),
+                fx * (1.0 - fy),
+                (1.0 - fx) * fy,
+                fx * fy,
+            ];
+        }
+    }
+}
+
+/// Offsets of the first channel of the 2 x 2 pixels whose top-left pixel is
+/// `(x0, y0)` in a `w x h` RGB buffer, reflected at the border.
+fn taps((x0, y0): (i32, i32), w: usize, h: usize) -> [usize; 4] {
+    // Most samples fall inside the image: skip the reflection there.
+    let inside = x0 >= 0 && y0 >= 0 && (x0 as usize) + 1 < w && (y0 as usize) + 1 < h;
+    let (xa, xb, ya, yb) = if inside {
+        let (x0, y0) = (x0 as usize, y0 as usize);
+        (x0, x0 + 1, y0, y0 + 1)
+    } else {
+        let (x0, y0) = (i64::from(x0), i64::from(y0));
+        (
+            reflect101(x0, w),
+            reflect101(x0 + 1, w),
+            reflect101(y0, h),
+            reflect101(y0 + 1, h),
+        )
+    };
+    [
+        (ya * w + xa) * 3,
+        (ya * w + xb) * 3,
+        (yb * w + xa) * 3,
+        (yb * w + xb) * 3,
+    ]
 }
 
 // ---------------------------------------------------------------- filters
@@ -653,6 +720,7 @@ mod tests {
     use super::*;
     use crate::seed::stream;
     use image::Rgb;
+    use std::f32::consts::PI;
 
     /// A `w x h` image with distinct values: (x, y, 10x + y).
     fn coords(w: u32, h: u32) -> RgbImage {
@@ -688,6 +756,87 @@ mod tests {
         }
         assert_eq!(transpose(&t), img);
         assert_eq!(hflip(&h), img);
+    }
+
+    /// The resampling as one loop over pixels, with 64-bit floor: the
+    /// definition [`remap`]'s passes must reproduce exactly.
+    fn remap_pixel_loop(img: &RgbImage, map: impl Fn(f32, f32) -> (f32, f32)) -> RgbImage {
+        let (w, h) = (img.width() as usize, img.height() as usize);
+        let src = img.as_raw();
+        let floor = |v: f32| v.floor() as i64;
+        RgbImage::from_fn(w as u32, h as u32, |x, y| {
+            let (sx, sy) = map(x as f32, y as f32);
+            if !(sx.is_finite() && sy.is_finite()) {
+                return Rgb([0, 0, 0]);
+            }
+            let (sx, sy) = (sx.clamp(-1.0e7, 1.0e7), sy.clamp(-1.0e7, 1.0e7));
+            let (x0, y0) = (floor(sx), floor(sy));
+            let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
+            let (xa, xb) = (reflect101(x0, w), reflect101(x0 + 1, w));
+            let (ya, yb) = (reflect101(y0, h), reflect101(y0 + 1, h));
+            let at = |xs: usize, ys: usize, k: usize| src[(ys * w + xs) * 3 + k] as f32;
+            Rgb(std::array::from_fn(|k| {
+                let v = at(xa, ya, k) * ((1.0 - fx) * (1.0 - fy))
+                    + at(xb, ya, k) * (fx * (1.0 - fy))
+                    + at(xa, yb, k) * ((1.0 - fx) * fy)
+                    + at(xb, yb, k) * (fx * fy);
+                to_u8(v)
+            }))
+        })
+    }
+
+    /// Asserts that [`remap`] and [`remap_pixel_loop`] give the same bytes.
+    fn assert_remap_matches(img: &RgbImage, map: impl Fn(f32, f32) -> (f32, f32), what: &str) {
+        let (got, want) = (remap(img, &map), remap_pixel_loop(img, &map));
+        if let Some(at) = (0..want.as_raw().len()).find(|&i| got.as_raw()[i] != want.as_raw()[i]) {
+            panic!(
+                "{}x{} {what}: byte {at} is {}, the pixel loop gives {}",
+                img.width(),
+                img.height(),
+                got.as_raw()[at],
+                want.as_raw()[at]
+            );
+        }
+    }
+
+    #[test]
+    fn remap_equals_the_pixel_loop() {
+        let mut rng = stream(3, "remap-maps", &[]);
+        let sizes = [(64, 64), (17, 9), (1, 5), (5, 1), (224, 224)];
+        for (i, (w, h)) in sizes.into_iter().enumerate() {
+            let img = noisy(w, h, i as u64);
+            let trials = if w == 224 { 20 } else { 300 };
+            for _ in 0..trials {
+                // Scales from strong zoom-out (most pixels reflected) to
+                // zoom-in, any rotation, shifts past the border.
+                let scale: f32 = rng.random_range(0.3..2.5);
+                let angle: f32 = rng.random_range(-PI..PI);
+                let (sin, cos) = angle.sin_cos();
+                let shift = 0.7 * w.max(h) as f32;
+                let map = Affine([
+                    cos / scale,
+                    -sin / scale,
+                    rng.random_range(-shift..shift),
+                    sin / scale,
+                    cos / scale,
+                    rng.random_range(-shift..shift),
+                ]);
+                assert_remap_matches(&img, |x, y| map.apply(x, y), &format!("{map:?}"));
+            }
+            // Whole-pixel maps (every sample on a pixel, some outside),
+            // degenerate and far-away maps, and a map that is not affine.
+            for map in [
+                Affine::IDENTITY,
+                Affine([1.0, 0.0, -3.0, 0.0, 1.0, 5.0]),
+                Affine([f32::NAN, 0.0, 0.0, 0.0, 1.0, 0.0]),
+                Affine([1.0, 0.0, f32::INFINITY, 0.0, 1.0, 0.0]),
+                Affine([1.0e9, 0.0, 0.0, 0.0, -1.0e9, 3.0]),
+            ] {
+                assert_remap_matches(&img, |x, y| map.apply(x, y), &format!("{map:?}"));
+            }
+            let wavy = |x: f32, y: f32| (x + 5.0 * (0.3 * y).sin(), 1.1 * y - 2.0);
+            assert_remap_matches(&img, wavy, "wavy map");
+        }
     }
 
     #[test]
@@ -971,6 +1120,14 @@ mod tests {
                 });
                 println!("  {name} {size}px: {ms:.3} ms");
             }
+            // The same scale, one pixel at a time (the definition that
+            // `remap_equals_the_pixel_loop` holds `remap` to).
+            let (c, inv) = ((size as f32 - 1.0) / 2.0, 1.0 / 1.3);
+            let map = Affine([inv, 0.0, c - c * inv, 0.0, inv, c - c * inv]);
+            let ms = best_ms(20, &mut |_| {
+                std::hint::black_box(remap_pixel_loop(&img, |x, y| map.apply(x, y)));
+            });
+            println!("  scale {size}px, pixel loop: {ms:.3} ms");
         }
     }
 }

@@ -41,14 +41,17 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Share of the validation negatives assumed to become false positives
 /// before any weak model of the plan has run. On the default synthetic
-/// world quick.toml's weak models flag 14-40% of them at threshold 0.1
-/// (16-45 of about 110, synthetic seeds 0-2); a quarter, mid-range, as the neighbourhoods of similar false positives
-/// overlap more than the independent draws of the union formula assume.
+/// world quick.toml's weak models flag 16-36% of them at threshold 0.1
+/// (18-40 of about 110, synthetic seeds 0-2); a quarter, mid-range, as the
+/// neighbourhoods of similar false positives overlap more than the
+/// independent draws of the union formula assume. A weak model trained on
+/// far fewer patches flags far more (subset.toml's 10% cells: 94-112), so
+/// such plans run longer than estimated.
 pub const ASSUMED_FP_SHARE: f64 = 0.25;
 
 /// Seconds of `ablate report` (tables, figures, report files) per cell
-/// (measured: 0.25 s for the 9 cells of the former 3-seed `quick.toml` on
-/// two cores).
+/// (measured: 0.25 s for a 9-cell run of `quick.toml`, 3 seeds, on two
+/// cores).
 pub const REPORT_SECONDS_PER_CELL: f64 = 0.03;
 
 /// What a model speed depends on.

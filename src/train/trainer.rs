@@ -334,6 +334,7 @@ mod tests {
             // Pinned, so that recalibrating the world's defaults does not
             // change the fixture the tests below assert on.
             mimic_lumen_likeness: 0.5,
+            stain_variation: 1.0,
             ..SynthConfig::default()
         };
         generate(&synth, dir).unwrap();

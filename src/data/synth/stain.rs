@@ -49,8 +49,8 @@ impl Stain {
     }
 
     /// Draws one slide's stain. `variation` scales every perturbation:
-    /// `0` gives [`Stain::reference`], `1` the default spread (slides visibly
-    /// differ, as between staining batches, but stay recognisably H&E).
+    /// `0` gives [`Stain::reference`], `1` the spread of separate staining
+    /// batches (slides visibly differ but stay recognisably H&E).
     pub fn sample(rng: &mut impl Rng, variation: f32) -> Self {
         let v = variation.max(0.0);
         let hue = Normal::new(0.0, 0.06 * v).unwrap_or_else(|_| no_spread());
