@@ -372,12 +372,14 @@ fn centre(img: &RgbImage) -> (f32, f32) {
 /// Scales about the centre by `factor`, keeping the size: `factor > 1` zooms
 /// in (crops), `factor < 1` zooms out (the border is filled by reflection).
 pub fn scale(img: &RgbImage, factor: f32) -> RgbImage {
+    warp_affine(img, &scale_map(img, factor))
+}
+
+/// The map of [`scale`]: output pixels to source pixels, about the centre.
+fn scale_map(img: &RgbImage, factor: f32) -> Affine {
     let (cx, cy) = centre(img);
     let inv = 1.0 / factor;
-    warp_affine(
-        img,
-        &Affine([inv, 0.0, cx - cx * inv, 0.0, inv, cy - cy * inv]),
-    )
+    Affine([inv, 0.0, cx - cx * inv, 0.0, inv, cy - cy * inv])
 }
 
 /// Rotates about the centre by `degrees`, counter-clockwise as displayed
@@ -1122,8 +1124,7 @@ mod tests {
             }
             // The same scale, one pixel at a time (the definition that
             // `remap_equals_the_pixel_loop` holds `remap` to).
-            let (c, inv) = ((size as f32 - 1.0) / 2.0, 1.0 / 1.3);
-            let map = Affine([inv, 0.0, c - c * inv, 0.0, inv, c - c * inv]);
+            let map = scale_map(&img, 1.3);
             let ms = best_ms(20, &mut |_| {
                 std::hint::black_box(remap_pixel_loop(&img, |x, y| map.apply(x, y)));
             });
