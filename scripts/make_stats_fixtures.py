@@ -14,7 +14,8 @@ References:
 - t distribution: scipy.stats.t.cdf / .sf / .ppf; normal tail: scipy.stats.norm.sf;
 - describe: numpy mean and std(ddof=1), scipy.stats.sem and
   scipy.stats.t.interval(0.95, n - 1, loc=mean, scale=se);
-- paired t-test: scipy.stats.ttest_rel; Wilcoxon: scipy.stats.wilcoxon with
+- paired t-test: scipy.stats.ttest_rel; linear trend: scipy.stats.linregress
+  (slope interval from scipy.stats.t.ppf(0.975, n - 2)); Wilcoxon: scipy.stats.wilcoxon with
   its defaults (the method scipy picks is recorded and cross-checked);
 - Holm: statsmodels.stats.multitest.multipletests(method="holm");
 - DeLong: the fast midrank algorithm of Sun & Xu (2014) in numpy
@@ -346,6 +347,44 @@ def delong_cases(rng):
     return cases
 
 
+# ------------------------------------------------------------------- trend
+
+
+def trend_case(name, x, y):
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    res = stats.linregress(x, y)
+    half = stats.t.ppf(0.975, len(x) - 2) * res.stderr
+    return {
+        "name": name,
+        "x": nums(x),
+        "y": nums(y),
+        "slope": num(res.slope),
+        "intercept": num(res.intercept),
+        "r": num(res.rvalue),
+        "stderr": num(res.stderr),
+        "p_value": num(res.pvalue),
+        "slope_ci95_low": num(res.slope - half),
+        "slope_ci95_high": num(res.slope + half),
+    }
+
+
+def trend_cases(rng):
+    """Gains against a setting, as the report's trend test sees them."""
+    levels = np.repeat([0.05, 0.15, 0.3, 0.5], 8)
+    falling = np.round(0.12 - 0.22 * levels + 0.05 * rng.normal(size=levels.size), 6)
+    flat = np.round(0.01 + 0.05 * rng.normal(size=levels.size), 6)
+    x50 = np.round(rng.random(50) * 10, 4)
+    return [
+        trend_case("n3", [1, 2, 4], [0.5, 0.25, 0.125]),
+        trend_case("n4_rising", [0, 1, 2, 3], [1, 3, 2, 4]),
+        trend_case("levels_falling", levels, falling),
+        trend_case("levels_flat", levels, flat),
+        trend_case("n50_noisy", x50, np.round(2 - 0.3 * x50 + rng.normal(size=50), 6)),
+        trend_case("perfect_line", [1, 2, 3, 5], [3, 5, 7, 11]),
+        trend_case("two_levels", [0.1, 0.1, 0.1, 0.9, 0.9], [0.2, 0.25, 0.15, 0.1, 0.05]),
+    ]
+
+
 def main():
     root = pathlib.Path(__file__).resolve().parent.parent
     out = pathlib.Path(sys.argv[1]) if len(sys.argv) > 1 else root / "tests/fixtures/stats"
@@ -367,6 +406,7 @@ def main():
         "wilcoxon.json": {"cases": [wilcoxon_case(*c) for c in paired]},
         "holm.json": {"cases": holm_cases(rng)},
         "delong.json": {"cases": delong_cases(rng)},
+        "trend.json": {"cases": trend_cases(rng)},
     }
     for file, body in documents.items():
         # allow_nan=False: a raw NaN or inf that slipped through is a bug.

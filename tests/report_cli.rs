@@ -142,6 +142,7 @@ fn report_of_a_copied_folder_has_every_output_and_known_numbers() {
         "summary.csv",
         "comparisons.csv",
         "cell_tests.csv",
+        "gain_trends.csv",
         "report.md",
         "report.html",
         "figures/sweep-data-pos_fraction.png",
@@ -188,6 +189,12 @@ fn report_of_a_copied_folder_has_every_output_and_known_numbers() {
         .find(|l| l.starts_with("vs_none,auroc,0.5,knn-l2"))
         .unwrap_or_else(|| panic!("no vs_none row in\n{comparisons}"));
     assert!(line.contains(",3,0.86,0.81,"), "{line}");
+
+    // No random control, so no gain to follow along pos_fraction: the
+    // trends table has its header alone.
+    let trends = fs::read_to_string(copy.join("gain_trends.csv")).unwrap();
+    assert_eq!(trends.lines().count(), 1, "{trends}");
+    assert!(trends.starts_with("axis,strategy,control,"), "{trends}");
 
     // One DeLong test per knn-l2 cell (6), none for `none`.
     let tests = fs::read_to_string(copy.join("cell_tests.csv")).unwrap();

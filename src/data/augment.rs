@@ -483,38 +483,86 @@ pub fn elastic(img: &RgbImage, warp: &ElasticWarp) -> RgbImage {
 /// Each row runs in passes over plain arrays ([`RowSamples`]): the source
 /// points, then their integer and fractional parts and the bilinear weights
 /// (branch-free), then the four taps per pixel, read from the channel values
-/// converted to floats once. Every value comes from the same float
-/// operations in the same order as in a pixel-at-a-time loop (the test
+/// converted to floats once and blended with all three channels in one
+/// vector ([`blend`]). Every value comes from the same float operations in
+/// the same order as in a pixel-at-a-time loop (the test
 /// `remap_equals_the_pixel_loop` holds the two equal byte for byte).
 fn remap(img: &RgbImage, map: impl Fn(f32, f32) -> (f32, f32)) -> RgbImage {
     let (w, h) = (img.width() as usize, img.height() as usize);
-    let src: Vec<f32> = img.as_raw().iter().map(|&v| f32::from(v)).collect();
-    let mut out = vec![0u8; w * h * 3];
+    // One float more than the pixels, so that every tap can read four
+    // floats (its pixel's three channels and one it ignores).
+    let src: Vec<f32> = img
+        .as_raw()
+        .iter()
+        .map(|&v| f32::from(v))
+        .chain([0.0])
+        .collect();
+    let texel = |i: usize| -> [f32; 4] { src[i..i + 4].try_into().expect("four floats") };
+    // One byte more than the pixels: each pixel is written as four bytes,
+    // the last of which the next pixel overwrites.
+    let mut out = vec![0u8; w * h * 3 + 1];
     let mut samples = RowSamples::new(w);
-    for (y, row) in out.chunks_exact_mut(w * 3).enumerate() {
+    for y in 0..h {
         for (x, point) in samples.points.iter_mut().enumerate() {
             *point = map(x as f32, y as f32);
         }
         samples.split_points();
-        for (x, px) in row.chunks_exact_mut(3).enumerate() {
+        for x in 0..w {
+            let at = (y * w + x) * 3;
+            let px: &mut [u8; 4] = (&mut out[at..at + 4]).try_into().expect("four bytes");
             if !samples.finite[x] {
-                continue; // a degenerate map leaves black rather than panicking
+                *px = [0; 4]; // a degenerate map leaves black rather than panicking
+                continue;
             }
             let [a, b, c, d] = taps(samples.corner[x], w, h);
-            let [wa, wb, wc, wd] = samples.weights[x];
-            let (pa, pb, pc, pd) = (
-                &src[a..a + 3],
-                &src[b..b + 3],
-                &src[c..c + 3],
-                &src[d..d + 3],
-            );
-            for k in 0..3 {
-                px[k] = to_u8(pa[k] * wa + pb[k] * wb + pc[k] * wc + pd[k] * wd);
-            }
+            *px = blend([texel(a), texel(b), texel(c), texel(d)], samples.weights[x]);
         }
     }
+    out.truncate(w * h * 3);
     RgbImage::from_raw(w as u32, h as u32, out).expect("buffer matches the size")
 }
+
+/// One output pixel from the four pixels around its source point: per
+/// lane, `a wa + b wb + c wc + d wd`, summed left to right, then rounded to
+/// 8 bits as [`to_u8`] does. Each texel holds a pixel's three channels and
+/// one more float, whose lane is computed too and which the caller discards.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn blend(texels: [[f32; 4]; 4], weights: [f32; 4]) -> [u8; 4] {
+    use std::arch::x86_64::*;
+    // SAFETY: these intrinsics need SSE2, which is part of x86-64: every
+    // CPU this code is compiled for runs them. They read and write only
+    // their arguments.
+    unsafe {
+        // The scalar operations on four lanes at once: products and sums
+        // are exactly rounded, so each lane equals its scalar computation.
+        let lanes = |[a, b, c, d]: [f32; 4]| _mm_set_ps(d, c, b, a);
+        let term = |i: usize| _mm_mul_ps(lanes(texels[i]), _mm_set1_ps(weights[i]));
+        let sum = _mm_add_ps(_mm_add_ps(_mm_add_ps(term(0), term(1)), term(2)), term(3));
+        // `to_u8`: add one half, saturate, truncate; NaN gives 0 (MAXPS
+        // returns its second operand when the first is NaN).
+        let clamped = _mm_min_ps(
+            _mm_max_ps(_mm_add_ps(sum, _mm_set1_ps(0.5)), _mm_setzero_ps()),
+            _mm_set1_ps(255.0),
+        );
+        let ints = _mm_cvttps_epi32(clamped);
+        let words = _mm_packs_epi32(ints, ints);
+        let bytes = _mm_packus_epi16(words, words);
+        _mm_cvtsi128_si32(bytes).to_le_bytes()
+    }
+}
+
+/// [`blend`] one lane at a time (other architectures, and the reference the
+/// x86-64 version is tested against).
+#[cfg(any(test, not(target_arch = "x86_64")))]
+fn blend_lanes(texels: [[f32; 4]; 4], weights: [f32; 4]) -> [u8; 4] {
+    let [pa, pb, pc, pd] = texels;
+    let [wa, wb, wc, wd] = weights;
+    std::array::from_fn(|k| to_u8(pa[k] * wa + pb[k] * wb + pc[k] * wc + pd[k] * wd))
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+use blend_lanes as blend;
 
 /// Where the pixels of one output row sample the source, as parallel arrays.
 struct RowSamples {
@@ -838,6 +886,56 @@ mod tests {
             }
             let wavy = |x: f32, y: f32| (x + 5.0 * (0.3 * y).sin(), 1.1 * y - 2.0);
             assert_remap_matches(&img, wavy, "wavy map");
+        }
+    }
+
+    #[test]
+    fn blend_equals_its_lanes() {
+        // On x86-64 `blend` runs four lanes at once; `blend_lanes` is the
+        // one-lane-at-a-time definition (and the other architectures' code).
+        let mut rng = stream(4, "blend", &[]);
+        let odd = [
+            -3.7,
+            -0.5,
+            0.49,
+            254.5,
+            255.4,
+            255.5,
+            300.0,
+            f32::NAN,
+            f32::INFINITY,
+        ];
+        for i in 0..20_000 {
+            let texel = |rng: &mut rand_chacha::ChaCha8Rng| -> [f32; 4] {
+                std::array::from_fn(|_| f32::from(rng.random::<u8>()))
+            };
+            let mut texels = [
+                texel(&mut rng),
+                texel(&mut rng),
+                texel(&mut rng),
+                texel(&mut rng),
+            ];
+            let (fx, fy): (f32, f32) = match i % 4 {
+                0 => (0.5, 0.5), // ties: many sums end in exactly .5
+                1 => (0.0, rng.random()),
+                _ => (rng.random(), rng.random()),
+            };
+            let weights = [
+                (1.0 - fx) * (1.0 - fy),
+                fx * (1.0 - fy),
+                (1.0 - fx) * fy,
+                fx * fy,
+            ];
+            if i % 5 == 0 {
+                // Out-of-range values, as any caller could pass: rounding
+                // saturates and maps NaN to 0 in both.
+                texels[i % 4][i % 3] = odd[i % odd.len()];
+            }
+            assert_eq!(
+                blend(texels, weights),
+                blend_lanes(texels, weights),
+                "texels {texels:?}, weights {weights:?}"
+            );
         }
     }
 

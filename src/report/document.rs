@@ -9,6 +9,7 @@ use super::load::{display_value, Model, ResultsTable, STRATEGY_AXIS};
 use super::options::{higher_is_better, metric_label, ReportOptions};
 use super::provenance::Provenance;
 use super::summary::SummaryRow;
+use super::trends::TrendRow;
 use crate::stats::Summary;
 use std::path::Path;
 
@@ -100,6 +101,8 @@ pub struct Inputs<'a> {
     pub comparisons: &'a [Comparison],
     /// Per-cell DeLong tests.
     pub cell_tests: &'a [CellTest],
+    /// Trends of the gain over the random control along numeric axes.
+    pub trends: &'a [TrendRow],
     /// Figures drawn.
     pub figures: &'a [FigureFile],
     /// What was skipped and why.
@@ -183,6 +186,10 @@ pub fn build(inputs: &Inputs<'_>) -> Document {
     }
     blocks.extend(super::found::blocks(inputs.table, inputs.summaries));
     blocks.extend(comparison_blocks(inputs));
+    blocks.extend(super::trends::blocks(
+        inputs.trends,
+        &inputs.options.metrics,
+    ));
     blocks.extend(cell_test_blocks(inputs));
     blocks.extend(provenance_blocks(inputs));
     if !inputs.notes.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: [`load`] reads `results.csv` (and [`cells`] the
 //! per-cell files when a figure or test needs them); [`summary`],
-//! [`compare`] and [`cell_tests`] compute the tables; [`figures`] draws
+//! [`compare`], [`cell_tests`] and [`trends`] compute the tables; [`figures`] draws
 //! them; [`document`] assembles one report that [`markdown`] and [`html`]
 //! render. Every file is written atomically, so a report can be rebuilt any
 //! number of times, also from a copied folder.
@@ -22,6 +22,7 @@ pub mod options;
 pub mod pca;
 pub mod provenance;
 pub mod summary;
+pub mod trends;
 
 use crate::io::write_atomic;
 use std::path::{Path, PathBuf};
@@ -118,7 +119,9 @@ pub struct ReportSummary {
 }
 
 /// Builds the report of the results folder `dir`: `summary.csv`,
-/// `comparisons.csv`, `cell_tests.csv`, `figures/*.png|svg`, `report.md`
+/// `comparisons.csv`, `cell_tests.csv`, `gain_trends.csv` (only its header
+/// unless a numeric axis has a gain over the random control),
+/// `figures/*.png|svg`, `report.md`
 /// and `report.html`, all inside `dir`.
 pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
     let table = load::ResultsTable::read(&dir.join(RESULTS_FILE))?;
@@ -135,6 +138,7 @@ pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
     let summaries = summary::summarize(&table, &metrics);
     let comparisons = compare::compare_all(&table, &options.compared_metrics(&table));
     let cell_tests = cell_tests::run(&table, dir, &mut notes)?;
+    let trend_rows = trends::trend_rows(&table, &options.metrics);
     // Tables first: a figure that fails to draw loses none of them.
     write_csv(
         dir,
@@ -152,6 +156,12 @@ pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
         dir,
         "cell_tests.csv",
         cell_tests::to_csv(&table, &cell_tests),
+        &mut files,
+    )?;
+    write_csv(
+        dir,
+        "gain_trends.csv",
+        trends::to_csv(&trend_rows),
         &mut files,
     )?;
 
@@ -174,6 +184,7 @@ pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
         summaries: &summaries,
         comparisons: &comparisons,
         cell_tests: &cell_tests,
+        trends: &trend_rows,
         figures: &figure_files,
         notes: &notes,
     });

@@ -41,8 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 /// Share of the validation negatives assumed to become false positives
 /// before any weak model of the plan has run. On the default synthetic
-/// world quick.toml's weak models flag 16-36% of them at threshold 0.1
-/// (18-40 of about 110, synthetic seeds 0-2); a quarter, mid-range, as the
+/// world quick.toml's weak models flag 19-45% of them at threshold 0.1
+/// (21-50 of about 110, synthetic seeds 0-2); a quarter, mid-range, as the
 /// neighbourhoods of similar false positives overlap more than the
 /// independent draws of the union formula assume. A weak model trained on
 /// far fewer patches flags far more (subset.toml's 10% cells: 94-112), so

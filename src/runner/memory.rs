@@ -21,7 +21,8 @@
 //! of ResNet-18 and ResNet-10-w16 at 64 and 128 px, batches 32 and 64
 //! (README, "Memory"): the estimate is above every measured peak, by 6-33%
 //! (most for the small models, whose runtime dominates). A whole `ablate run`
-//! of quick.toml with `--jobs 1` peaks 5% above its estimate.
+//! of quick.toml with `--jobs 1` peaks 5% below its estimate (it peaked 5%
+//! above when quick.toml trained 10 seeds of 16 epochs).
 //!
 //! The memory left is `MemAvailable` of `/proc/meminfo`, or less when the
 //! process's cgroup (v1 or v2) has a limit: the limit minus the cgroup's

@@ -3,8 +3,8 @@
 //! correction, and comparisons of AUROCs.
 //!
 //! Every function reproduces a reference implementation to within rounding:
-//! scipy for the t distribution, [`describe`], [`paired_t_test`] and
-//! [`wilcoxon`]; statsmodels for [`holm`]; a numpy version of the fast DeLong
+//! scipy for the t distribution, [`describe`], [`paired_t_test`],
+//! [`wilcoxon`] and [`linear_trend`]; statsmodels for [`holm`]; a numpy version of the fast DeLong
 //! algorithm of Sun & Xu (2014) for [`delong`]. The files under
 //! `tests/fixtures/stats/` (written by `scripts/make_stats_fixtures.py`) pin
 //! them to 1e-10. [`bootstrap_auroc_ci`] draws from the crate's seed streams,
@@ -23,6 +23,7 @@ pub mod holm;
 pub mod paired;
 pub mod ranks;
 pub mod special;
+pub mod trend;
 pub mod wilcoxon;
 
 #[cfg(test)]
@@ -36,6 +37,7 @@ pub use distributions::{
 };
 pub use holm::holm;
 pub use paired::{paired_t_test, TestResult};
+pub use trend::{linear_trend, Trend};
 pub use wilcoxon::{wilcoxon, WilcoxonMethod, WilcoxonResult};
 
 use crate::metrics::ranking::MetricError;
@@ -76,6 +78,12 @@ pub enum StatsError {
         index: usize,
         /// The offending value.
         value: f64,
+    },
+    /// Every setting value is the same, so nothing can vary with it.
+    #[error("{what} needs at least two distinct setting values")]
+    NoSpread {
+        /// The statistic that was asked for.
+        what: &'static str,
     },
     /// The underlying metric failed (e.g. AUROC with one class).
     #[error(transparent)]

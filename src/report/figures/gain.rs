@@ -14,7 +14,7 @@ use super::sweep::numeric_axes;
 use super::{DrawResult, Figure};
 use crate::report::load::{display_value, Model, ResultsTable, STRATEGY_AXIS};
 use crate::report::options::{axis_label, metric_label, strategy_label};
-use crate::stats::{describe, Summary};
+use crate::stats::{describe, linear_trend, Summary, Trend};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use std::collections::BTreeMap;
@@ -32,10 +32,18 @@ type LinePoints = BTreeMap<u64, Vec<Vec<f64>>>;
 pub struct GainSeries {
     /// Legend text.
     pub label: String,
+    /// The mining strategy compared with the control.
+    pub strategy: String,
+    /// The other varying axes' values, `key=value` joined by `, ` (empty
+    /// when nothing else varies).
+    pub setting: String,
     /// Colour.
     pub color: RGBColor,
     /// Per axis value: the paired differences' summary for each metric.
     pub points: Vec<(f64, Vec<Summary>)>,
+    /// Per metric: the paired differences regressed on the axis value
+    /// (`None` with fewer than three pairs or a single axis value).
+    pub trends: Vec<Option<Trend>>,
 }
 
 /// The figure for one numeric axis.
@@ -138,12 +146,29 @@ impl Gain {
             .iter()
             .enumerate()
             .map(|(i, ((_, strategy, values), points))| {
-                let suffix: String = varying
+                let setting = varying
                     .iter()
                     .map(|&k| {
                         let key = &table.axes[others[k]];
                         let short = key.rsplit('.').next().unwrap_or(key);
-                        format!(", {short}={}", display_value(&values[k]))
+                        format!("{short}={}", display_value(&values[k]))
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let suffix = if setting.is_empty() {
+                    String::new()
+                } else {
+                    format!(", {setting}")
+                };
+                let trends = (0..metrics.len())
+                    .map(|m| {
+                        let (xs, ys): (Vec<f64>, Vec<f64>) = points
+                            .iter()
+                            .flat_map(|(&bits, d)| {
+                                d[m].iter().map(move |&v| (f64::from_bits(bits), v))
+                            })
+                            .unzip();
+                        linear_trend(&xs, &ys).ok()
                     })
                     .collect();
                 let mut points: Vec<(f64, Vec<Summary>)> = points
@@ -162,12 +187,15 @@ impl Gain {
                         strategy_label(strategy),
                         strategy_label(CONTROL)
                     ),
+                    strategy: strategy.clone(),
+                    setting,
                     color: if one_per_strategy {
                         style::strategy_color(strategy)
                     } else {
                         PALETTE[i % PALETTE.len()]
                     },
                     points,
+                    trends,
                 }
             })
             .collect();
@@ -201,7 +229,8 @@ impl Gain {
             "Strong model of each mining strategy minus the strong model of the random-negatives control \
              (as many pool patches, drawn uniformly), paired on seed/fold and on every other setting, against \
              `{}`: mean and 95% t interval over the pairs. Above the dashed zero line, mining beats adding the same \
-             number of random negatives; a negative control should bring the gain to zero.",
+             number of random negatives; a negative control should bring the gain to zero. The section \
+             \"Trend of the gain over the random control\" tests whether the gain changes along the axis.",
             self.key
         )
     }
