@@ -382,6 +382,8 @@ def trend_cases(rng):
         trend_case("n50_noisy", x50, np.round(2 - 0.3 * x50 + rng.normal(size=50), 6)),
         trend_case("perfect_line", [1, 2, 3, 5], [3, 5, 7, 11]),
         trend_case("two_levels", [0.1, 0.1, 0.1, 0.9, 0.9], [0.2, 0.25, 0.15, 0.1, 0.05]),
+        # Every difference the same: scipy's correlation is 0/0.
+        trend_case("constant_response", [0.15, 0.3, 0.5, 0.5], [0.25, 0.25, 0.25, 0.25]),
     ]
 
 

@@ -394,6 +394,29 @@ pub fn strategy_rank(name: &str) -> usize {
         .unwrap_or(usize::MAX)
 }
 
+/// Axes whose set values are all numbers, with at least two distinct ones.
+pub fn numeric_axes(table: &ResultsTable) -> Vec<usize> {
+    (0..table.axes.len())
+        .filter(|&i| table.axes[i] != STRATEGY_AXIS)
+        .filter(|&i| {
+            let mut values: Vec<f64> = Vec::new();
+            for config in &table.configurations {
+                let text = &config.values[i];
+                if text.is_empty() {
+                    continue;
+                }
+                match text.parse::<f64>() {
+                    Ok(v) if v.is_finite() => values.push(v),
+                    _ => return false,
+                }
+            }
+            values.sort_by(f64::total_cmp);
+            values.dedup();
+            values.len() >= 2
+        })
+        .collect()
+}
+
 /// An axis value as shown to readers: empty (the key was unset) as "default".
 pub fn display_value(value: &str) -> &str {
     if value.is_empty() {

@@ -3,7 +3,7 @@
 //!
 //! Data flows one way: [`load`] reads `results.csv` (and [`cells`] the
 //! per-cell files when a figure or test needs them); [`summary`],
-//! [`compare`], [`cell_tests`] and [`trends`] compute the tables; [`figures`] draws
+//! [`compare`], [`cell_tests`], [`gains`] and [`trends`] compute the tables; [`figures`] draws
 //! them; [`document`] assembles one report that [`markdown`] and [`html`]
 //! render. Every file is written atomically, so a report can be rebuilt any
 //! number of times, also from a copied folder.
@@ -15,6 +15,7 @@ pub mod curves;
 pub mod document;
 pub mod figures;
 pub mod found;
+pub mod gains;
 pub mod html;
 pub mod load;
 pub mod markdown;

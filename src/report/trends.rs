@@ -1,5 +1,5 @@
 //! Whether mining's gain over the random control changes along a numeric
-//! axis: for every line of the gain figures ([`Gain`]), the paired
+//! axis: for every gain line ([`GainLines`], the lines of the gain figures), the paired
 //! differences (strategy − random, one per seed/fold and axis value) are
 //! regressed on the axis value by least squares, and the slope is tested
 //! against zero (two-sided t-test, as `scipy.stats.linregress`). The
@@ -12,13 +12,10 @@
 //! none.
 
 use super::document::{fmt_p, Block, Cell, Table};
-use super::figures::gain::Gain;
+use super::gains::{GainLines, CONTROL};
 use super::load::ResultsTable;
 use super::options::{axis_label, metric_label, strategy_label};
-use crate::stats::{holm, Trend};
-
-/// The control every strategy is compared with (as in the gain figures).
-const CONTROL: &str = "random";
+use crate::stats::{holm, linear_trend, Trend};
 
 /// One line's trend for one metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,7 +24,7 @@ pub struct TrendRow {
     pub axis: String,
     /// The mining strategy compared with the random control.
     pub strategy: String,
-    /// The other varying axes' values, `key=value` joined by `, `.
+    /// The other axes that vary between lines (see [`super::gains::GainLine`]).
     pub setting: String,
     /// The metric whose difference is regressed.
     pub metric: String,
@@ -44,21 +41,22 @@ pub struct TrendRow {
 /// The trend of every gain line with a testable slope, for `metrics`.
 pub fn trend_rows(table: &ResultsTable, metrics: &[String]) -> Vec<TrendRow> {
     let mut rows = Vec::new();
-    for gain in Gain::all(table, metrics) {
-        for series in &gain.series {
+    for gains in GainLines::all(table, metrics) {
+        for line in &gains.lines {
             for (m, metric) in metrics.iter().enumerate() {
-                let Some(trend) = series.trends[m] else {
-                    continue;
+                let (xs, differences) = line.pairs(m);
+                let Ok(trend) = linear_trend(&xs, &differences) else {
+                    continue; // fewer than three pairs, or one axis value
                 };
-                let counted = series.points.iter().map(|(_, stats)| stats[m].n);
-                let levels = counted.clone().filter(|&n| n > 0).count();
+                let mut levels = xs.clone();
+                levels.dedup();
                 rows.push(TrendRow {
-                    axis: gain.key.clone(),
-                    strategy: series.strategy.clone(),
-                    setting: series.setting.clone(),
+                    axis: gains.key.clone(),
+                    strategy: line.strategy.clone(),
+                    setting: line.setting.clone(),
                     metric: metric.clone(),
-                    pairs: counted.sum(),
-                    levels,
+                    pairs: xs.len(),
+                    levels: levels.len(),
                     trend,
                     p_holm: f64::NAN,
                 });

@@ -9,9 +9,10 @@
 //! (scipy's guard against `r = ±1`). The slope's standard error is
 //! `sqrt((1 - r²) s_yy / s_xx / df)`.
 //!
-//! A constant response follows scipy too: its correlation is undefined
-//! (0/0), so the statistic, the p-value and the slope's standard error are
-//! NaN, while the slope is 0.
+//! A constant response follows scipy 1.17 too: its correlation is
+//! undefined (0/0), so the statistic, the p-value and the slope's standard
+//! error are NaN, while the slope is 0 (the fixture `constant_response`
+//! pins this).
 
 use super::describe::mean;
 use super::distributions::{student_t_quantile, student_t_sf};
@@ -84,12 +85,10 @@ pub fn linear_trend(x: &[f64], y: &[f64]) -> Result<Trend, StatsError> {
     let s_xx = moment(&|dx, _| dx * dx);
     let s_xy = moment(&|dx, dy| dx * dy);
     let s_yy = moment(&|_, dy| dy * dy);
-    let r = if s_xx == 0.0 || s_yy == 0.0 {
-        if s_xy == 0.0 {
-            f64::NAN
-        } else {
-            0.0
-        }
+    // `s_xx > 0` here; a constant response (`s_yy = 0`, hence `s_xy = 0`)
+    // has no correlation, as scipy's 0/0 gives.
+    let r = if s_yy == 0.0 {
+        f64::NAN
     } else {
         (s_xy / (s_xx * s_yy).sqrt()).clamp(-1.0, 1.0)
     };

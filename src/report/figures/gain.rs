@@ -10,40 +10,23 @@
 
 use super::axis::{format_value, nice_range};
 use super::style::{self, Axis, Frame, LegendEntry, Swatch, MARKERS, PALETTE};
-use super::sweep::numeric_axes;
 use super::{DrawResult, Figure};
-use crate::report::load::{display_value, Model, ResultsTable, STRATEGY_AXIS};
+use crate::report::gains::{GainLines, CONTROL};
+use crate::report::load::ResultsTable;
 use crate::report::options::{axis_label, metric_label, strategy_label};
-use crate::stats::{describe, linear_trend, Summary, Trend};
+use crate::stats::{describe, Summary};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use std::collections::BTreeMap;
-
-/// The control every strategy is compared with.
-const CONTROL: &str = "random";
-
-/// A line's identity: strategy rank, strategy, values of the other axes.
-type LineKey = (usize, String, Vec<String>);
-/// A line's paired differences: axis value (as bits) -> per metric.
-type LinePoints = BTreeMap<u64, Vec<Vec<f64>>>;
 
 /// One line: a strategy (and a setting of the other varying axes).
 #[derive(Debug, Clone)]
 pub struct GainSeries {
     /// Legend text.
     pub label: String,
-    /// The mining strategy compared with the control.
-    pub strategy: String,
-    /// The other varying axes' values, `key=value` joined by `, ` (empty
-    /// when nothing else varies).
-    pub setting: String,
     /// Colour.
     pub color: RGBColor,
     /// Per axis value: the paired differences' summary for each metric.
     pub points: Vec<(f64, Vec<Summary>)>,
-    /// Per metric: the paired differences regressed on the axis value
-    /// (`None` with fewer than three pairs or a single axis value).
-    pub trends: Vec<Option<Trend>>,
 }
 
 /// The figure for one numeric axis.
@@ -60,158 +43,53 @@ pub struct Gain {
 }
 
 impl Gain {
-    /// The figure for `axis`, or `None` unless some strategy has a random
-    /// control to be paired with at two or more axis values.
-    pub fn build(table: &ResultsTable, axis: usize, metrics: &[String]) -> Option<Self> {
-        let x_of = |c: usize| table.configurations[c].values[axis].parse::<f64>().ok();
-        // Configurations agree on everything but the strategy (and the axis
-        // itself, which places the point).
-        let others: Vec<usize> = (0..table.axes.len())
-            .filter(|&i| i != axis && table.axes[i] != STRATEGY_AXIS)
-            .collect();
-        let setting = |c: usize| -> Vec<String> {
-            others
-                .iter()
-                .map(|&i| table.configurations[c].values[i].clone())
-                .collect()
-        };
-        let find_control = |c: usize| {
-            (0..table.configurations.len()).find(|&r| {
-                table.configurations[r].strategy == CONTROL
-                    && x_of(r) == x_of(c)
-                    && setting(r) == setting(c)
-            })
-        };
-        // (strategy, other settings) -> x -> differences per metric.
-        let mut lines: BTreeMap<LineKey, LinePoints> = BTreeMap::new();
-        for c in 0..table.configurations.len() {
-            let strategy = &table.configurations[c].strategy;
-            if strategy == CONTROL || strategy == "none" {
-                continue;
-            }
-            let (Some(x), Some(control)) = (x_of(c), find_control(c)) else {
-                continue;
-            };
-            let mut differences = vec![Vec::new(); metrics.len()];
-            for row in table.ok_rows_of(c, Model::Strong) {
-                let Some(base) = table
-                    .ok_rows_of(control, Model::Strong)
-                    .find(|b| b.replicate == row.replicate)
-                else {
-                    continue;
-                };
-                for (m, metric) in metrics.iter().enumerate() {
-                    let d = table.value(row, metric) - table.value(base, metric);
-                    if d.is_finite() {
-                        differences[m].push(d);
-                    }
-                }
-            }
-            if differences.iter().all(Vec::is_empty) {
-                continue;
-            }
-            let key = (
-                crate::report::load::strategy_rank(strategy),
-                strategy.clone(),
-                setting(c),
-            );
-            lines
-                .entry(key)
-                .or_default()
-                .insert(x.to_bits(), differences);
-        }
-        let mut xs: Vec<f64> = lines
-            .values()
-            .flat_map(|points| points.keys().map(|&b| f64::from_bits(b)))
-            .collect();
-        xs.sort_by(f64::total_cmp);
-        xs.dedup();
-        if xs.len() < 2 {
-            return None;
-        }
-        let varying: Vec<usize> = (0..others.len())
-            .filter(|&k| {
-                let mut values = lines.keys().map(|(_, _, s)| &s[k]);
-                let first = values.next();
-                values.any(|v| Some(v) != first)
-            })
-            .collect();
-        let strategies: Vec<&String> = {
-            let mut s: Vec<&String> = lines.keys().map(|(_, s, _)| s).collect();
-            s.dedup();
-            s
-        };
-        let one_per_strategy = lines.len() == strategies.len();
-        let series = lines
+    /// The figure of the gain lines along one axis ([`GainLines`]).
+    pub fn new(gains: &GainLines, metrics: &[String]) -> Self {
+        let mut strategies: Vec<&String> = gains.lines.iter().map(|l| &l.strategy).collect();
+        strategies.dedup();
+        let one_per_strategy = gains.lines.len() == strategies.len();
+        let series = gains
+            .lines
             .iter()
             .enumerate()
-            .map(|(i, ((_, strategy, values), points))| {
-                let setting = varying
-                    .iter()
-                    .map(|&k| {
-                        let key = &table.axes[others[k]];
-                        let short = key.rsplit('.').next().unwrap_or(key);
-                        format!("{short}={}", display_value(&values[k]))
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                let suffix = if setting.is_empty() {
+            .map(|(i, line)| {
+                let suffix = if line.setting.is_empty() {
                     String::new()
                 } else {
-                    format!(", {setting}")
+                    format!(", {}", line.setting)
                 };
-                let trends = (0..metrics.len())
-                    .map(|m| {
-                        let (xs, ys): (Vec<f64>, Vec<f64>) = points
-                            .iter()
-                            .flat_map(|(&bits, d)| {
-                                d[m].iter().map(move |&v| (f64::from_bits(bits), v))
-                            })
-                            .unzip();
-                        linear_trend(&xs, &ys).ok()
-                    })
-                    .collect();
-                let mut points: Vec<(f64, Vec<Summary>)> = points
-                    .iter()
-                    .map(|(&bits, d)| {
-                        (
-                            f64::from_bits(bits),
-                            d.iter().map(|v| describe(v)).collect(),
-                        )
-                    })
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
                 GainSeries {
                     label: format!(
                         "{} − {}{suffix}",
-                        strategy_label(strategy),
+                        strategy_label(&line.strategy),
                         strategy_label(CONTROL)
                     ),
-                    strategy: strategy.clone(),
-                    setting,
                     color: if one_per_strategy {
-                        style::strategy_color(strategy)
+                        style::strategy_color(&line.strategy)
                     } else {
                         PALETTE[i % PALETTE.len()]
                     },
-                    points,
-                    trends,
+                    points: line
+                        .points
+                        .iter()
+                        .map(|(x, d)| (*x, d.iter().map(|v| describe(v)).collect()))
+                        .collect(),
                 }
             })
             .collect();
-        Some(Self {
-            key: table.axes[axis].clone(),
+        Self {
+            key: gains.key.clone(),
             metrics: metrics.to_vec(),
-            xs,
+            xs: gains.xs.clone(),
             series,
-        })
+        }
     }
 
     /// Every gain figure the table supports, with its axis.
     pub fn all(table: &ResultsTable, metrics: &[String]) -> Vec<Self> {
-        numeric_axes(table)
-            .into_iter()
-            .filter_map(|axis| Self::build(table, axis, metrics))
+        GainLines::all(table, metrics)
+            .iter()
+            .map(|gains| Self::new(gains, metrics))
             .collect()
     }
 

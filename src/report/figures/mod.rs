@@ -135,7 +135,7 @@ pub fn draw_all(
     let mut files = Vec::new();
     let metrics = &input.options.metrics;
     let replicates = input.table.replicates().len();
-    for axis in sweep::numeric_axes(input.table) {
+    for axis in crate::report::load::numeric_axes(input.table) {
         if let Some(figure) = sweep::Sweep::build(input.table, axis, metrics) {
             let stem = format!("sweep-{}", slug(&input.table.axes[axis]));
             let title = figure.title();

@@ -14,35 +14,13 @@ use super::axis::{format_value, nice_range};
 use super::style::{self, Axis, Frame, LegendEntry, Marker, Swatch, MARKERS, PALETTE};
 use super::{DrawResult, Figure};
 use crate::report::load::{
-    strategy_rank, Model, Replicate, ResultRow, ResultsTable, MINING_PREFIX, STRATEGY_AXIS,
+    numeric_axes, strategy_rank, Model, Replicate, ResultRow, ResultsTable, MINING_PREFIX,
+    STRATEGY_AXIS,
 };
 use crate::report::options::{axis_label, is_unit_interval, metric_label, strategy_label};
 use crate::stats::{describe, Summary};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-
-/// Axes whose set values are all numbers, with at least two distinct ones.
-pub fn numeric_axes(table: &ResultsTable) -> Vec<usize> {
-    (0..table.axes.len())
-        .filter(|&i| table.axes[i] != STRATEGY_AXIS)
-        .filter(|&i| {
-            let mut values: Vec<f64> = Vec::new();
-            for config in &table.configurations {
-                let text = &config.values[i];
-                if text.is_empty() {
-                    continue;
-                }
-                match text.parse::<f64>() {
-                    Ok(v) if v.is_finite() => values.push(v),
-                    _ => return false,
-                }
-            }
-            values.sort_by(f64::total_cmp);
-            values.dedup();
-            values.len() >= 2
-        })
-        .collect()
-}
 
 /// One point of a line: summaries of each metric at one axis value.
 #[derive(Debug, Clone)]
