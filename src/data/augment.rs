@@ -604,14 +604,20 @@ impl RowSamples {
             let (x0, y0) = (floor_i32(sx), floor_i32(sy));
             let (fx, fy) = (sx - x0 as f32, sy - y0 as f32);
             *corner = (x0, y0);
-            *weights = [
-                (1.0 - fx) * (1.0 - fy),
-                fx * (1.0 - fy),
-                (1.0 - fx) * fy,
-                fx * fy,
-            ];
+            *weights = bilinear_weights(fx, fy);
         }
     }
+}
+
+/// Weights of the top-left, top-right, bottom-left and bottom-right pixels
+/// for a point `(fx, fy)` past the top-left one.
+fn bilinear_weights(fx: f32, fy: f32) -> [f32; 4] {
+    [
+        (1.0 - fx) * (1.0 - fy),
+        fx * (1.0 - fy),
+        (1.0 - fx) * fy,
+        fx * fy,
+    ]
 }
 
 /// Offsets of the first channel of the 2 x 2 pixels whose top-left pixel is
@@ -905,10 +911,10 @@ mod tests {
             f32::NAN,
             f32::INFINITY,
         ];
+        let texel = |rng: &mut rand_chacha::ChaCha8Rng| -> [f32; 4] {
+            std::array::from_fn(|_| f32::from(rng.random::<u8>()))
+        };
         for i in 0..20_000 {
-            let texel = |rng: &mut rand_chacha::ChaCha8Rng| -> [f32; 4] {
-                std::array::from_fn(|_| f32::from(rng.random::<u8>()))
-            };
             let mut texels = [
                 texel(&mut rng),
                 texel(&mut rng),
@@ -920,12 +926,7 @@ mod tests {
                 1 => (0.0, rng.random()),
                 _ => (rng.random(), rng.random()),
             };
-            let weights = [
-                (1.0 - fx) * (1.0 - fy),
-                fx * (1.0 - fy),
-                (1.0 - fx) * fy,
-                fx * fy,
-            ];
+            let weights = bilinear_weights(fx, fy);
             if i % 5 == 0 {
                 // Out-of-range values, as any caller could pass: rounding
                 // saturates and maps NaN to 0 in both.

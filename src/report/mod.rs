@@ -139,7 +139,10 @@ pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
     let summaries = summary::summarize(&table, &metrics);
     let comparisons = compare::compare_all(&table, &options.compared_metrics(&table));
     let cell_tests = cell_tests::run(&table, dir, &mut notes)?;
-    let trend_rows = trends::trend_rows(&table, &options.metrics);
+    // The gain lines along each numeric axis, for the trend table and the
+    // gain figures alike.
+    let gain_lines = gains::GainLines::all(&table, &options.metrics);
+    let trend_rows = trends::trend_rows(&gain_lines, &options.metrics);
     // Tables first: a figure that fails to draw loses none of them.
     write_csv(
         dir,
@@ -171,6 +174,7 @@ pub fn build_report(dir: &Path) -> Result<ReportSummary, ReportError> {
         table: &table,
         options: &options,
         comparisons: &comparisons,
+        gains: &gain_lines,
     };
     let figure_files = figures::draw_all(&input, &mut notes)?;
     for f in &figure_files {

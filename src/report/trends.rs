@@ -13,9 +13,9 @@
 
 use super::document::{fmt_p, Block, Cell, Table};
 use super::gains::{GainLines, CONTROL};
-use super::load::ResultsTable;
 use super::options::{axis_label, metric_label, strategy_label};
 use crate::stats::{holm, linear_trend, Trend};
+use std::collections::BTreeMap;
 
 /// One line's trend for one metric.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,41 +38,37 @@ pub struct TrendRow {
     pub p_holm: f64,
 }
 
-/// The trend of every gain line with a testable slope, for `metrics`.
-pub fn trend_rows(table: &ResultsTable, metrics: &[String]) -> Vec<TrendRow> {
+/// The trend of every gain line (built for `metrics`) with a testable slope.
+pub fn trend_rows(gain_lines: &[GainLines], metrics: &[String]) -> Vec<TrendRow> {
     let mut rows = Vec::new();
-    for gains in GainLines::all(table, metrics) {
+    for gains in gain_lines {
         for line in &gains.lines {
             for (m, metric) in metrics.iter().enumerate() {
                 let (xs, differences) = line.pairs(m);
                 let Ok(trend) = linear_trend(&xs, &differences) else {
                     continue; // fewer than three pairs, or one axis value
                 };
-                let mut levels = xs.clone();
-                levels.dedup();
                 rows.push(TrendRow {
                     axis: gains.key.clone(),
                     strategy: line.strategy.clone(),
                     setting: line.setting.clone(),
                     metric: metric.clone(),
                     pairs: xs.len(),
-                    levels: levels.len(),
+                    levels: line.points.iter().filter(|(_, d)| !d[m].is_empty()).count(),
                     trend,
                     p_holm: f64::NAN,
                 });
             }
         }
     }
-    let mut families: Vec<(String, String)> = rows
-        .iter()
-        .map(|r| (r.axis.clone(), r.metric.clone()))
-        .collect();
-    families.sort();
-    families.dedup();
-    for (axis, metric) in families {
-        let members: Vec<usize> = (0..rows.len())
-            .filter(|&i| rows[i].axis == axis && rows[i].metric == metric)
-            .collect();
+    // Holm within each (axis, metric), as the paired comparisons are
+    // within each metric and kind.
+    let mut families: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
+    for (i, row) in rows.iter().enumerate() {
+        let family = (row.axis.clone(), row.metric.clone());
+        families.entry(family).or_default().push(i);
+    }
+    for members in families.values() {
         let p: Vec<f64> = members.iter().map(|&i| rows[i].trend.p_value).collect();
         for (&i, adjusted) in members.iter().zip(holm(&p)) {
             rows[i].p_holm = adjusted;
@@ -221,7 +217,7 @@ fn signed(value: f64) -> String {
 mod tests {
     use super::*;
     use crate::report::load::tests::line;
-    use crate::stats::linear_trend;
+    use crate::report::load::ResultsTable;
     use std::path::Path;
 
     const HEADER: &str = "cell,data.synthetic.hard_mimic_fraction,mining.strategy,seed,fold,model,strategy,num_query,status,error,n_test,loss,auroc,auprc,sensitivity,specificity,precision,f1,accuracy,tp,fp,tn,fn,false_positives,mined,mimic_fraction,train_size,best_epoch,trained";
@@ -275,7 +271,9 @@ mod tests {
     #[test]
     fn regresses_the_paired_differences_on_the_axis() {
         let falling = [0.08, 0.05, 0.0];
-        let rows = trend_rows(&table(&[("knn-l2", falling)]), &["auroc".to_string()]);
+        let metrics = ["auroc".to_string()];
+        let gains = GainLines::all(&table(&[("knn-l2", falling)]), &metrics);
+        let rows = trend_rows(&gains, &metrics);
         assert_eq!(rows.len(), 1, "random and none get no line");
         let row = &rows[0];
         assert_eq!(row.axis, "data.synthetic.hard_mimic_fraction");
@@ -297,7 +295,7 @@ mod tests {
         let (falling, flat) = ([0.08, 0.05, 0.0], [0.01, 0.0, 0.01]);
         let table = table(&[("knn-l2", falling), ("knn-cosine", flat)]);
         let metrics = ["auroc".to_string()];
-        let rows = trend_rows(&table, &metrics);
+        let rows = trend_rows(&GainLines::all(&table, &metrics), &metrics);
         assert_eq!(rows.len(), 2);
         let p: Vec<f64> = rows.iter().map(|r| r.trend.p_value).collect();
         let adjusted: Vec<f64> = rows.iter().map(|r| r.p_holm).collect();
@@ -355,6 +353,7 @@ mod tests {
             }
         }
         let table = ResultsTable::parse(Path::new("results.csv"), text.as_bytes()).unwrap();
-        assert!(trend_rows(&table, &["auroc".to_string()]).is_empty());
+        let metrics = ["auroc".to_string()];
+        assert!(trend_rows(&GainLines::all(&table, &metrics), &metrics).is_empty());
     }
 }

@@ -75,16 +75,15 @@ pub fn linear_trend(x: &[f64], y: &[f64]) -> Result<Trend, StatsError> {
         });
     }
     let (x_mean, y_mean) = (mean(x), mean(y));
-    let moment = |f: &dyn Fn(f64, f64) -> f64| {
-        x.iter()
-            .zip(y)
-            .map(|(&a, &b)| f(a - x_mean, b - y_mean))
-            .sum::<f64>()
-            / n as f64
-    };
-    let s_xx = moment(&|dx, _| dx * dx);
-    let s_xy = moment(&|dx, dy| dx * dy);
-    let s_yy = moment(&|_, dy| dy * dy);
+    // Mean squared deviations and cross-deviation from the means.
+    let (mut s_xx, mut s_xy, mut s_yy) = (0.0, 0.0, 0.0);
+    for (&a, &b) in x.iter().zip(y) {
+        let (dx, dy) = (a - x_mean, b - y_mean);
+        s_xx += dx * dx;
+        s_xy += dx * dy;
+        s_yy += dy * dy;
+    }
+    let (s_xx, s_xy, s_yy) = (s_xx / n as f64, s_xy / n as f64, s_yy / n as f64);
     // `s_xx > 0` here; a constant response (`s_yy = 0`, hence `s_xy = 0`)
     // has no correlation, as scipy's 0/0 gives.
     let r = if s_yy == 0.0 {

@@ -12,7 +12,6 @@ use super::axis::{format_value, nice_range};
 use super::style::{self, Axis, Frame, LegendEntry, Swatch, MARKERS, PALETTE};
 use super::{DrawResult, Figure};
 use crate::report::gains::{GainLines, CONTROL};
-use crate::report::load::ResultsTable;
 use crate::report::options::{axis_label, metric_label, strategy_label};
 use crate::stats::{describe, Summary};
 use plotters::coord::Shift;
@@ -83,14 +82,6 @@ impl Gain {
             xs: gains.xs.clone(),
             series,
         }
-    }
-
-    /// Every gain figure the table supports, with its axis.
-    pub fn all(table: &ResultsTable, metrics: &[String]) -> Vec<Self> {
-        GainLines::all(table, metrics)
-            .iter()
-            .map(|gains| Self::new(gains, metrics))
-            .collect()
     }
 
     /// Figure title.
@@ -233,6 +224,7 @@ impl Figure for Gain {
 mod tests {
     use super::*;
     use crate::report::load::tests::line;
+    use crate::report::load::ResultsTable;
     use std::path::Path;
 
     const HEADER: &str = "cell,data.synthetic.hard_mimic_fraction,mining.strategy,seed,fold,model,strategy,num_query,status,error,n_test,loss,auroc,auprc,sensitivity,specificity,precision,f1,accuracy,tp,fp,tn,fn,false_positives,mined,mimic_fraction,train_size,best_epoch,trained";
@@ -267,7 +259,10 @@ mod tests {
     fn pairs_each_strategy_with_the_random_control_per_seed() {
         let table = table();
         let metrics = vec!["auroc".to_string()];
-        let gains = Gain::all(&table, &metrics);
+        let gains: Vec<Gain> = GainLines::all(&table, &metrics)
+            .iter()
+            .map(|g| Gain::new(g, &metrics))
+            .collect();
         assert_eq!(gains.len(), 1);
         let gain = &gains[0];
         assert_eq!(gain.key, "data.synthetic.hard_mimic_fraction");
@@ -291,6 +286,6 @@ mod tests {
             text.push('\n');
         }
         let table = ResultsTable::parse(Path::new("results.csv"), text.as_bytes()).unwrap();
-        assert!(Gain::all(&table, &["auroc".to_string()]).is_empty());
+        assert!(GainLines::all(&table, &["auroc".to_string()]).is_empty());
     }
 }

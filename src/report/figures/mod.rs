@@ -19,6 +19,7 @@ pub mod training;
 pub mod typeset;
 
 use super::compare::Comparison;
+use super::gains::GainLines;
 use super::load::ResultsTable;
 use super::options::ReportOptions;
 use super::ReportError;
@@ -125,6 +126,8 @@ pub struct FigureInput<'a> {
     pub options: &'a ReportOptions,
     /// Paired comparisons (for significance marks).
     pub comparisons: &'a [Comparison],
+    /// Each strategy's gain over the random control along each numeric axis.
+    pub gains: &'a [GainLines],
 }
 
 /// Draws every figure the results support; what is skipped and why goes to `notes`.
@@ -148,7 +151,7 @@ pub fn draw_all(
             )?);
         }
     }
-    for figure in gain::Gain::all(input.table, metrics) {
+    for figure in input.gains.iter().map(|g| gain::Gain::new(g, metrics)) {
         let stem = format!("gain-{}", slug(&figure.key));
         let title = figure.title();
         files.push(render(&figure, input.dir, &stem, &title, figure.caption())?);
