@@ -61,12 +61,20 @@ pub fn trend_rows(gain_lines: &[GainLines], metrics: &[String]) -> Vec<TrendRow>
             }
         }
     }
-    // Holm within each (axis, metric), as the paired comparisons are
-    // within each metric and kind.
+    adjust_families(&mut rows);
+    rows
+}
+
+/// Holm within each (axis, metric), as the paired comparisons are within
+/// each metric and kind; as there, a line without a p-value (a constant
+/// gain's is NaN) is left out of its family and keeps NaN.
+fn adjust_families(rows: &mut [TrendRow]) {
     let mut families: BTreeMap<(String, String), Vec<usize>> = BTreeMap::new();
     for (i, row) in rows.iter().enumerate() {
-        let family = (row.axis.clone(), row.metric.clone());
-        families.entry(family).or_default().push(i);
+        if row.trend.p_value.is_finite() {
+            let family = (row.axis.clone(), row.metric.clone());
+            families.entry(family).or_default().push(i);
+        }
     }
     for members in families.values() {
         let p: Vec<f64> = members.iter().map(|&i| rows[i].trend.p_value).collect();
@@ -74,7 +82,6 @@ pub fn trend_rows(gain_lines: &[GainLines], metrics: &[String]) -> Vec<TrendRow>
             rows[i].p_holm = adjusted;
         }
     }
-    rows
 }
 
 /// `gain_trends.csv`: one row per axis, line and metric.
@@ -330,6 +337,35 @@ mod tests {
             bold.contains(&("knn-cosine − random".to_string(), false)),
             "{bold:?}"
         );
+    }
+
+    #[test]
+    fn a_line_without_a_p_value_stays_out_of_its_family() {
+        let row = |strategy: &str, p_value: f64| TrendRow {
+            axis: "data.synthetic.hard_mimic_fraction".into(),
+            strategy: strategy.into(),
+            setting: String::new(),
+            metric: "auroc".into(),
+            pairs: 24,
+            levels: 3,
+            trend: Trend {
+                slope: 0.0,
+                intercept: 0.0,
+                r: f64::NAN,
+                slope_stderr: f64::NAN,
+                statistic: f64::NAN,
+                p_value,
+                df: 22.0,
+            },
+            p_holm: f64::NAN,
+        };
+        let mut rows = vec![row("knn-l2", 0.02), row("knn-cosine", f64::NAN)];
+        adjust_families(&mut rows);
+        assert_eq!(
+            rows[0].p_holm, 0.02,
+            "one member with a p-value: no correction"
+        );
+        assert!(rows[1].p_holm.is_nan());
     }
 
     #[test]
